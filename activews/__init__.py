@@ -1,0 +1,61 @@
+"""activews: measure the warm-start penalty in continual and active learning.
+
+Quick start::
+
+    from activews import BenchConfig, run_bench
+    result = run_bench(BenchConfig(stream="active", strategies=["shrink_perturb"], seeds=3))
+    for arm in result.summary:
+        print(arm["strategy"], arm["final_accuracy"], arm["penalty"], arm["compute_ratio"])
+"""
+
+from activews.bench import BenchResult, ProgressEvent, run_arm, run_bench, summarize
+from activews.config import REFERENCE_ARMS, BenchConfig
+from activews.data import Dataset, from_arrays, load_dataset, load_npz, register_dataset
+from activews.errors import ActivewsError
+from activews.models import build_model, register_model
+from activews.strategies import (
+    InitContext,
+    InitStrategy,
+    get_strategy,
+    list_strategies,
+    make_strategy,
+    register_strategy,
+)
+from activews.streams import ActiveStream, PassiveStream, Round, Stream, register_acquisition
+from activews.training import TrainConfig, TrainStats, evaluate, predict_proba, train_to_criterion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REFERENCE_ARMS",
+    "ActiveStream",
+    "ActivewsError",
+    "BenchConfig",
+    "BenchResult",
+    "Dataset",
+    "InitContext",
+    "InitStrategy",
+    "PassiveStream",
+    "ProgressEvent",
+    "Round",
+    "Stream",
+    "TrainConfig",
+    "TrainStats",
+    "build_model",
+    "evaluate",
+    "from_arrays",
+    "get_strategy",
+    "list_strategies",
+    "load_dataset",
+    "load_npz",
+    "make_strategy",
+    "predict_proba",
+    "register_acquisition",
+    "register_dataset",
+    "register_model",
+    "register_strategy",
+    "run_arm",
+    "run_bench",
+    "summarize",
+    "train_to_criterion",
+]

@@ -1,0 +1,159 @@
+"""``BenchConfig``: everything a bench run needs, validated before any data loads.
+
+Its fields mirror the CLI flags of ``activews bench`` one to one (``--query-size`` is ``query_size``),
+so a user never learns two vocabularies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from activews.errors import ActivewsError, format_validation_error
+from activews.training import TrainConfig
+
+__all__ = ["BenchConfig", "REFERENCE_ARMS"]
+
+REFERENCE_ARMS = ("random", "warm")
+"""Always run: ``random`` is the accuracy reference, ``warm`` the compute reference."""
+
+
+class BenchConfig(BaseModel):
+    """Configuration of a warm-start benchmark.
+
+    The defaults are the built-in benchmark: active margin sampling on MNIST-1D with an MLP
+    (40-256-256-10), 1,000 initial labels + 1,000 per round for 7 rounds, Adam lr 1e-3, batch 128,
+    each round trained to 99% running training accuracy.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # what is compared
+    stream: str = Field("active", description="passive | active")
+    strategies: tuple[str, ...] = Field(("shrink_perturb",), description="strategies besides the reference arms")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-strategy parameters")
+    seeds: tuple[int, ...] = Field((0, 1, 2, 3), description="seeds (an int N means 0..N-1)")
+    # data
+    dataset: str = Field("mnist1d", description="a registered dataset or a path to an .npz file with X and y")
+    n_examples: int | None = Field(None, ge=2, description="examples to use (default: the dataset's own)")
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+    split_seed: int = Field(0, description="seed of the train/test split (shared by all arms)")
+    # model
+    model: str = "mlp"
+    model_params: dict[str, Any] = Field(default_factory=dict)
+    # stream
+    rounds: int = Field(7, ge=1)
+    initial: int = Field(1000, ge=1)
+    query_size: int = Field(1000, ge=1)
+    schedule: tuple[float, ...] | None = Field(None, description="passive: labeled fractions per round, e.g. 0.5,1.0")
+    acquisition: str = "margin"
+    score_batch: int = Field(8192, ge=1)
+    # training
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    target_accuracy: float = Field(0.99, gt=0, le=1)
+    patience: int = Field(25, ge=1)
+    max_epochs: int = Field(500, ge=1)
+    keep_optimizer_state: bool = False
+    device: str = "cpu"
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError("seeds must be a positive count or a list of seeds")
+            return tuple(range(value))
+        if isinstance(value, (list, tuple)) and not value:
+            raise ValueError("give at least one seed")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct, got {list(value)}")
+        return value
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _one_strategy(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("cpu", "cuda", "auto", "mps") and not value.startswith("cuda:"):
+            raise ValueError("device must be cpu, cuda, cuda:N, mps or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _names(self) -> BenchConfig:
+        # Imported here: the registries import torch-heavy modules, and the config must stay importable.
+        from activews.models import MODELS, model_params
+        from activews.strategies import STRATEGIES, get_strategy
+        from activews.streams import ACQUISITIONS, STREAMS
+        from activews.data import DATASETS
+
+        for kind, registry, name in (
+            ("stream", STREAMS, self.stream),
+            ("model", MODELS, self.model),
+            ("acquisition", ACQUISITIONS, self.acquisition),
+        ):
+            if name not in registry:
+                raise ActivewsError(registry.unknown_message(name))
+        if not self.dataset.endswith(".npz") and self.dataset not in DATASETS:
+            raise ActivewsError(
+                DATASETS.unknown_message(self.dataset) + " (or pass a path to an .npz file with arrays X and y)"
+            )
+        for name in self.arms:
+            get_strategy(name)  # raises with close matches
+        for name, values in self.params.items():
+            if name not in self.arms:
+                raise ActivewsError(
+                    f"parameters given for strategy {name!r}, which is not in this run; add --strategy {name}"
+                )
+            get_strategy(name).parse_params(values)
+        model_params(self.model, self.model_params)
+        if self.schedule is not None and self.stream != "passive":
+            raise ActivewsError("--schedule applies to the passive stream; use --stream passive or drop --schedule")
+        if self.schedule is not None:
+            from activews.streams.passive import schedule_sizes
+
+            schedule_sizes(self.schedule, 10**9)  # checks range and order; sizes are checked on the real pool
+        return self
+
+    @property
+    def arms(self) -> list[str]:
+        """The strategies run: the reference arms first, then the requested ones (no duplicates)."""
+        return list(dict.fromkeys([*REFERENCE_ARMS, *self.strategies]))
+
+    @property
+    def num_rounds(self) -> int:
+        return len(self.schedule) if self.schedule else self.rounds
+
+    @property
+    def train(self) -> TrainConfig:
+        return TrainConfig(
+            optimizer=self.optimizer,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            target_accuracy=self.target_accuracy,
+            patience=self.patience,
+            max_epochs=self.max_epochs,
+            keep_optimizer_state=self.keep_optimizer_state,
+        )
+
+    @classmethod
+    def build(cls, **values: Any) -> BenchConfig:
+        """Like ``BenchConfig(**values)`` but raises a one-line :class:`ActivewsError` on invalid input."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ActivewsError(format_validation_error(exc, cls.model_fields)) from None

@@ -1,0 +1,93 @@
+"""Built-in models: a configurable MLP, logistic regression and a small CNN for the built-in data."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from activews.models.base import ModelParams, register_model
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class MLPParams(ModelParams):
+    hidden: tuple[int, ...] = Field((256, 256), description="hidden layer widths")
+    activation: Literal["relu", "tanh"] = "relu"
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 for w in value):
+            raise ValueError(f"hidden widths must be >= 1, got {value}")
+        return value
+
+
+@register_model("mlp", MLPParams)
+def mlp(input_shape: tuple[int, ...], num_classes: int, params: MLPParams) -> nn.Module:
+    """Multi-layer perceptron: flatten, then Linear + activation per hidden width, then a linear head."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in params.hidden:
+        layers += [nn.Linear(width, h), _ACTIVATIONS[params.activation]()]
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+@register_model("logreg")
+def logreg(input_shape: tuple[int, ...], num_classes: int, params: ModelParams) -> nn.Module:
+    """Multinomial logistic regression: one linear layer on the flattened input (a convex model)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+class CNNParams(ModelParams):
+    channels: tuple[int, ...] = Field((32, 64), description="output channels of each conv block")
+    kernel_size: int = Field(5, ge=1)
+    batchnorm: bool = Field(False, description="add BatchNorm after each convolution")
+
+    @field_validator("channels")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(c < 1 for c in value):
+            raise ValueError(f"channels must be a non-empty list of positive ints, got {value}")
+        return value
+
+
+class _AddChannel(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1)
+
+
+@register_model("cnn", CNNParams)
+def cnn(input_shape: tuple[int, ...], num_classes: int, params: CNNParams) -> nn.Module:
+    """Small CNN: (conv, [BatchNorm], ReLU, 2x max-pool) per block, then a linear head.
+
+    1-D inputs ``(L,)`` or ``(C, L)`` use ``Conv1d`` (MNIST-1D); ``(C, H, W)`` inputs use ``Conv2d``
+    (digits). Pooling stops shrinking a dimension once it reaches 1.
+    """
+    if len(input_shape) == 1:
+        prefix: list[nn.Module] = [_AddChannel()]
+        shape = (1, input_shape[0])
+    else:
+        prefix, shape = [], tuple(input_shape)
+    dims = len(shape) - 1
+    if dims not in (1, 2):
+        raise ValueError(f"cnn supports 1-D (L or C,L) and 2-D (C,H,W) inputs, got shape {input_shape}")
+    conv, bn, pool = (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+    layers = list(prefix)
+    c_in, spatial = shape[0], list(shape[1:])
+    for c_out in params.channels:
+        layers.append(conv(c_in, c_out, params.kernel_size, padding=params.kernel_size // 2))
+        if params.batchnorm:
+            layers.append(bn(c_out))
+        layers.append(nn.ReLU())
+        if min(spatial) >= 2:
+            layers.append(pool(2))
+            spatial = [s // 2 for s in spatial]
+        c_in = c_out
+    layers += [nn.Flatten(), nn.Linear(c_in * math.prod(spatial), num_classes)]
+    return nn.Sequential(*layers)

@@ -1,0 +1,163 @@
+"""The strategy seam: how a model is initialized at the start of each round.
+
+A strategy receives the previous round's trained model and an :class:`InitContext`, and returns the
+model to train in this round. Everything it may use comes through the context: no globals, no hidden
+device choice, randomness only from ``ctx.generator``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+
+from activews.errors import ActivewsError, format_validation_error
+from activews.registry import Registry
+
+__all__ = [
+    "InitContext",
+    "InitStrategy",
+    "STRATEGIES",
+    "register_strategy",
+    "get_strategy",
+    "list_strategies",
+    "make_strategy",
+]
+
+
+@dataclass
+class InitContext:
+    """What a strategy may use to initialize a round.
+
+    Attributes:
+        round_index: the round about to be trained (1 for the first re-initialization; round 0 always
+            starts from the arm's initial draw).
+        fresh_model: returns a new model drawn from the model's own initializers, on the same device,
+            seeded from ``generator`` (so two calls give two different draws).
+        initial_state: the state dict of the arm's round-0 model (for ``reset_to_init``-like methods).
+        generator: a seeded CPU ``torch.Generator``; the only randomness a strategy may use.
+        device: the device the model lives on.
+        x_labeled, y_labeled: this round's labeled training data (optional; strategies that need data).
+        new_mask: boolean mask over the labeled data, True for examples that are new this round.
+    """
+
+    round_index: int
+    fresh_model: Callable[[], nn.Module]
+    initial_state: Mapping[str, torch.Tensor]
+    generator: torch.Generator
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    x_labeled: torch.Tensor | None = None
+    y_labeled: torch.Tensor | None = None
+    new_mask: torch.Tensor | None = None
+
+
+class InitStrategy:
+    """Base class of every initialization strategy.
+
+    Subclasses set a nested ``Params`` (a frozen pydantic model derived from ``InitStrategy.Params``)
+    and implement :meth:`init_round`. Register them with :func:`register_strategy` to make them
+    available by name in Python, configs and the CLI.
+
+    Class attributes:
+        name: the registry name (set by :func:`register_strategy`).
+        reference: the paper the method comes from ("" for the plain baselines).
+        batchnorm: what the strategy does to BatchNorm running statistics.
+        optimizer: what happens to optimizer state (the trainer re-creates it every round by default).
+    """
+
+    class Params(BaseModel):
+        """Parameters of the strategy; validated, frozen, unknown keys rejected."""
+
+        model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    batchnorm: ClassVar[str] = ""
+    optimizer: ClassVar[str] = "re-created every round by the trainer unless keep_optimizer_state is set"
+
+    def __init__(self, params: Params | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        if params is not None and kwargs:
+            raise ActivewsError(f"{self.label()}: pass either a Params object or keyword parameters, not both")
+        if isinstance(params, InitStrategy.Params):
+            if not isinstance(params, self.Params):
+                raise ActivewsError(
+                    f"{self.label()}: expected {type(self).__name__}.Params, got {type(params).__name__}"
+                )
+            self.params = params
+        else:
+            self.params = self.parse_params(dict(params or {}, **kwargs))
+
+    @classmethod
+    def label(cls) -> str:
+        return f"strategy {cls.name!r}" if cls.name else f"strategy {cls.__name__}"
+
+    @classmethod
+    def parse_params(cls, values: Mapping[str, Any]) -> InitStrategy.Params:
+        """Validate ``values`` against ``cls.Params``; raise a one-line :class:`ActivewsError` if invalid."""
+        try:
+            return cls.Params(**values)
+        except ValidationError as exc:
+            raise ActivewsError(f"{cls.label()}: {format_validation_error(exc, cls.Params.model_fields)}") from None
+
+    def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
+        """Return the model to train in round ``ctx.round_index``, given last round's trained ``model``.
+
+        Implementations may modify ``model`` in place and return it, or return another module with the
+        same architecture. They must keep parameter shapes, dtypes and the device.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line: name and parameter values."""
+        values = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items())
+        return f"{self.name}({values})"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+STRATEGIES: Registry[type[InitStrategy]] = Registry("strategy", entry_point_group="activews.strategies")
+
+
+def register_strategy(name: str, *, overwrite: bool = False) -> Callable[[type[InitStrategy]], type[InitStrategy]]:
+    """Class decorator: register an :class:`InitStrategy` subclass under ``name``.
+
+    Example:
+        >>> @register_strategy("my_shrink")
+        ... class MyShrink(InitStrategy):
+        ...     class Params(InitStrategy.Params):
+        ...         factor: float = 0.5
+        ...     def init_round(self, model, ctx):
+        ...         ...
+    """
+
+    def decorate(cls: type[InitStrategy]) -> type[InitStrategy]:
+        if not (inspect.isclass(cls) and issubclass(cls, InitStrategy)):
+            raise ActivewsError(f"@register_strategy({name!r}) must decorate an InitStrategy subclass")
+        if not issubclass(cls.Params, InitStrategy.Params):
+            raise ActivewsError(f"{cls.__name__}.Params must derive from InitStrategy.Params")
+        cls.name = name
+        STRATEGIES.register(name, cls, overwrite=overwrite)
+        return cls
+
+    return decorate
+
+
+def get_strategy(name: str) -> type[InitStrategy]:
+    """The strategy class registered under ``name`` (close-match error if unknown)."""
+    return STRATEGIES.get(name)
+
+
+def make_strategy(name: str, params: Mapping[str, Any] | None = None) -> InitStrategy:
+    """Instantiate the strategy ``name`` with validated ``params``."""
+    return get_strategy(name)(params)
+
+
+def list_strategies() -> list[str]:
+    """Names of all registered strategies, plugins included."""
+    return STRATEGIES.names()

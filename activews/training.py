@@ -1,0 +1,167 @@
+"""The train-to-criterion loop and its compute accounting.
+
+Each round trains until the running training accuracy (over the epoch's minibatches, as in the
+paper's code) reaches ``target_accuracy``, or the accuracy stops improving for ``patience`` epochs
+(the plateau rule, for models that cannot fit the data, e.g. logistic regression), or ``max_epochs``
+is reached. Data are tensors in memory, batched by index: no DataLoader per-sample overhead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+__all__ = ["TrainConfig", "TrainStats", "train_to_criterion", "make_optimizer", "evaluate", "predict_proba"]
+
+
+class TrainConfig(BaseModel):
+    """How each round is trained (defaults follow Ash & Adams' released code)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum (the paper uses 0)")
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    target_accuracy: float = Field(0.99, gt=0, le=1)
+    patience: int = Field(25, ge=1, description="plateau rule: stop after this many epochs without improvement")
+    min_delta: float = Field(1e-3, ge=0, description="improvement in running accuracy that resets patience")
+    max_epochs: int = Field(500, ge=1, description="epoch cap per round")
+    keep_optimizer_state: bool = Field(False, description="carry optimizer state across rounds (default: re-create)")
+    eval_batch_size: int = Field(4096, ge=1)
+
+
+@dataclass
+class TrainStats:
+    """Compute spent in one round of training and how it ended."""
+
+    steps: int
+    epochs: int
+    seconds: float
+    train_accuracy: float
+    train_loss: float
+    stop_reason: Literal["target", "plateau", "max_epochs", "empty"]
+
+    @property
+    def reached_target(self) -> bool:
+        return self.stop_reason == "target"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"reached_target": self.reached_target}
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """A new optimizer over ``model``'s parameters, as configured."""
+    if config.optimizer == "adam":
+        try:
+            # The fused kernel is ~25% faster per step for small models on CPU (see docs/performance.md).
+            return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError):  # devices or dtypes without a fused kernel
+            return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def train_to_criterion(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> tuple[TrainStats, torch.optim.Optimizer]:
+    """Train ``model`` on ``(x, y)`` until the stopping rule fires.
+
+    Args:
+        model: the model to train (modified in place).
+        x, y: training tensors, already on the model's device.
+        config: optimizer and stopping rule.
+        generator: CPU generator for the minibatch order.
+        optimizer: reuse this optimizer (e.g. to keep its state); a new one is made if None.
+        on_epoch: called with ``(epoch, running_accuracy)`` after every epoch.
+
+    Returns:
+        The round's :class:`TrainStats` and the optimizer used.
+    """
+    opt = optimizer if optimizer is not None else make_optimizer(model, config)
+    n = int(y.numel())
+    if n == 0:
+        return TrainStats(0, 0, 0.0, 0.0, 0.0, "empty"), opt
+    model.train()
+    start = time.perf_counter()
+    steps = epochs = 0
+    best, since_best = -1.0, 0
+    acc = loss_mean = 0.0
+    reason: Literal["target", "plateau", "max_epochs", "empty"] = "max_epochs"
+    bs = config.batch_size
+    while epochs < config.max_epochs:
+        perm = torch.randperm(n, generator=generator).to(x.device)
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
+        loss_sum = torch.zeros((), device=x.device)
+        for i in range(0, n, bs):
+            idx = perm[i : i + bs]
+            xb, yb = x[idx], y[idx]
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            with torch.no_grad():
+                correct += (out.argmax(1) == yb).sum()
+                loss_sum += loss.detach() * yb.numel()
+        epochs += 1
+        acc, loss_mean = correct.item() / n, loss_sum.item() / n
+        if on_epoch is not None:
+            on_epoch(epochs, acc)
+        if acc >= config.target_accuracy:
+            reason = "target"
+            break
+        if acc > best + config.min_delta:
+            best, since_best = acc, 0
+        else:
+            since_best += 1
+            if since_best >= config.patience:
+                reason = "plateau"
+                break
+    stats = TrainStats(steps, epochs, time.perf_counter() - start, acc, loss_mean, reason)
+    return stats, opt
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Class probabilities for ``x`` in eval mode, computed in batches."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``(x, y)`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        correct, loss = 0, 0.0
+        for i in range(0, len(y), batch_size):
+            out = model(x[i : i + batch_size])
+            yb = y[i : i + batch_size]
+            correct += int((out.argmax(1) == yb).sum())
+            loss += float(F.cross_entropy(out, yb, reduction="sum"))
+        return correct / max(1, len(y)), loss / max(1, len(y))
+    finally:
+        model.train(was_training)
