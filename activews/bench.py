@@ -1,223 +1,213 @@
-"""Run arms (stream x strategy x seed) and measure the warm-start penalty and compute ratios.
+"""Benchmarks: run every arm of one or more experiments, then measure penalties and compute ratios.
 
-An *arm* is one strategy run through the whole stream for one seed. Arms with the same seed share the
-train/test split, the round-0 model draw, the round-0 labeled set and (for passive streams) the arrival
-order, so their differences are paired. In active streams each arm selects its own examples with its
-own model, so arms see different data from round 1 on: the gap then mixes an initialization effect
-and a selection effect.
+An *experiment* is one :class:`BenchConfig`; a sweep (``--config FILE``) expands to several. A *cell*
+is one arm of one experiment for one seed. Every finished round is committed to the run store
+(``store.sqlite`` in the run folder), so a run that is killed resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
+import json
 import math
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
+from activews.arm import (
+    ProgressEvent,
+    ProgressFn,
+    check_fits,
+    derive_seed,
+    load_bench_dataset,
+    make_stream,
+    resolve_device,
+    run_arm,
+)
 from activews.config import BenchConfig
-from activews.data import Dataset, load_dataset
+from activews.data import Dataset
 from activews.errors import ActivewsError
-from activews.models import build_model, model_params
-from activews.strategies import InitContext, make_strategy
-from activews.streams import STREAMS, Round, Stream
-from activews.training import evaluate, make_optimizer, predict_proba, train_to_criterion
+from activews.executors import Cell, execute_cells
+from activews.store import RunStore, is_run_folder
 
-__all__ = ["BenchResult", "ProgressEvent", "run_bench", "run_arm", "summarize", "resolve_device", "make_stream"]
-
-log = logging.getLogger(__name__)
-
-# Independent random streams derived from one seed; the numbers only name the purpose.
-_MODEL0, _STREAM, _TRAIN, _INIT = 0, 1, 2, 3
-
-
-def derive_seed(seed: int, purpose: int) -> int:
-    """A 63-bit seed for ``purpose`` derived from the arm seed (independent streams, reproducible)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, purpose]).generate_state(2, np.uint64)[0] >> 1)
-
-
-def generator(seed: int, purpose: int) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(seed, purpose))
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available, else CPU; a clear error if a requested device is missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ActivewsError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ActivewsError("device 'mps' requested but MPS is not available; use --device cpu or auto")
-    return torch.device(name)
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Reported to the ``progress`` callback of :func:`run_bench` / :func:`run_arm`.
-
-    ``kind`` is ``"arm_start"``, ``"round_end"`` (``record`` holds the round's row) or ``"arm_end"``.
-    """
-
-    kind: str
-    strategy: str
-    seed: int
-    round: int
-    num_rounds: int
-    record: dict[str, Any] | None = None
-
-
-ProgressFn = Callable[[ProgressEvent], None]
-
-
-def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
-    """The configured stream over a pool of ``pool_size`` examples."""
-    cls = STREAMS.get(config.stream)
-    if config.stream == "passive":
-        return cls(pool_size, gen, initial=config.initial, query_size=config.query_size,
-                   rounds=config.rounds, schedule=config.schedule)
-    if config.stream == "active":
-        return cls(pool_size, gen, initial=config.initial, query_size=config.query_size,
-                   rounds=config.rounds, acquisition=config.acquisition, score_batch=config.score_batch)
-    return cls(pool_size, gen)
-
-
-def load_bench_dataset(config: BenchConfig) -> Dataset:
-    return load_dataset(config.dataset, n_examples=config.n_examples,
-                        test_fraction=config.test_fraction, split_seed=config.split_seed)
-
-
-def run_arm(
-    config: BenchConfig,
-    dataset: Dataset,
-    strategy_name: str,
-    seed: int,
-    *,
-    progress: ProgressFn | None = None,
-) -> list[dict[str, Any]]:
-    """Run one strategy through the whole stream for one seed; one record per round."""
-    device = resolve_device(config.device)
-    strategy = make_strategy(strategy_name, config.params.get(strategy_name))
-    mparams = model_params(config.model, config.model_params)
-    train_cfg = config.train
-    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
-    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
-
-    stream = make_stream(config, len(y_train), generator(seed, _STREAM))
-    train_gen, init_gen = generator(seed, _TRAIN), generator(seed, _INIT)
-
-    def fresh_model() -> nn.Module:
-        draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
-        return build_model(config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device)
-
-    model = build_model(config.model, dataset.input_shape, dataset.num_classes, mparams,
-                        seed=derive_seed(seed, _MODEL0), device=device)
-    initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    holder = {"model": model}
-
-    def proba_for(_prev: Round) -> Callable[[torch.Tensor], torch.Tensor]:
-        current = holder["model"]
-        return lambda idx: predict_proba(current, x_train[idx.to(device)], train_cfg.eval_batch_size)
-
-    if progress:
-        progress(ProgressEvent("arm_start", strategy_name, seed, 0, stream.num_rounds))
-    records: list[dict[str, Any]] = []
-    optimizer: torch.optim.Optimizer | None = None
-    cum_steps, cum_seconds = 0, 0.0
-    rounds = stream.rounds(proba_for)
-    while True:
-        t_select = time.perf_counter()
-        rnd = next(rounds, None)
-        select_seconds = time.perf_counter() - t_select
-        if rnd is None:
-            break
-        labeled = rnd.labeled.to(device)
-        x_l, y_l = x_train[labeled], y_train[labeled]
-        t_init = time.perf_counter()
-        if rnd.index > 0:
-            ctx = InitContext(rnd.index, fresh_model, initial_state, init_gen, device, x_l, y_l,
-                              rnd.new_mask().to(device))
-            model = strategy.init_round(holder["model"], ctx)
-            if not isinstance(model, nn.Module):
-                raise ActivewsError(
-                    f"strategy {strategy_name!r}: init_round returned {type(model).__name__}, expected nn.Module"
-                )
-            holder["model"] = model
-        init_seconds = time.perf_counter() - t_init
-        model = holder["model"]
-        optimizer = _optimizer_for(model, optimizer, train_cfg)
-        stats, optimizer = train_to_criterion(model, x_l, y_l, train_cfg, train_gen, optimizer=optimizer)
-        test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
-        cum_steps += stats.steps
-        cum_seconds += stats.seconds
-        record = {
-            "strategy": strategy_name,
-            "seed": seed,
-            "round": rnd.index,
-            "n_labeled": rnd.n_labeled,
-            "n_new": rnd.n_new,
-            "test_accuracy": test_acc,
-            "test_loss": test_loss,
-            "train_accuracy": stats.train_accuracy,
-            "train_loss": stats.train_loss,
-            "stop_reason": stats.stop_reason,
-            "steps": stats.steps,
-            "epochs": stats.epochs,
-            "seconds": stats.seconds,
-            "init_seconds": init_seconds,
-            "select_seconds": select_seconds if rnd.index > 0 else 0.0,
-            "cumulative_steps": cum_steps,
-            "cumulative_seconds": cum_seconds,
-        }
-        records.append(record)
-        log.info("%s seed %d round %d: acc %.4f, %d steps", strategy_name, seed, rnd.index, test_acc, stats.steps)
-        if progress:
-            progress(ProgressEvent("round_end", strategy_name, seed, rnd.index, stream.num_rounds, record))
-    if progress:
-        progress(ProgressEvent("arm_end", strategy_name, seed, stream.num_rounds - 1, stream.num_rounds))
-    return records
-
-
-def _optimizer_for(model: nn.Module, previous: torch.optim.Optimizer | None, cfg) -> torch.optim.Optimizer:
-    """A new optimizer each round (the paper's protocol) unless ``keep_optimizer_state`` is set."""
-    fresh = make_optimizer(model, cfg)
-    if cfg.keep_optimizer_state and previous is not None:
-        # Parameters may be new tensors (e.g. a fresh model); the state maps by position.
-        fresh.load_state_dict(previous.state_dict())
-    return fresh
+__all__ = ["BenchResult", "ProgressEvent", "run_bench", "run_experiments", "run_arm", "summarize", "mean_ci",
+           "resolve_device", "make_stream", "load_bench_dataset", "check_fits", "derive_seed", "config_diff",
+           "load_results"]
 
 
 @dataclass
 class BenchResult:
-    """What :func:`run_bench` returns.
+    """What :func:`run_bench` returns (one per experiment).
 
     Attributes:
         config: the configuration that was run.
-        records: one dict per (strategy, seed, round) with accuracy, loss and compute.
-        summary: one dict per arm (strategy): ``strategy``, ``final_accuracy``, ``penalty``,
-            ``penalty_ci``, ``compute_ratio``, ``time_ratio``, ``seconds``, ... (see ``docs/concepts.md``).
-        seconds: wall time of the whole bench.
+        records: one dict per (arm, seed, round) with accuracy, loss and compute.
+        summary: one dict per arm: ``strategy``, ``arm``, ``final_accuracy``, ``penalty``, ``penalty_ci``,
+            ``compute_ratio``, ``time_ratio``, ``seconds``, ... (see ``docs/concepts.md``).
+        seconds: wall time of the bench (of this call; a resumed run counts only the resumed part).
+        label: the experiment's label in a sweep ("" for a single bench).
+        folder: the run folder, if the run has one.
     """
 
     config: BenchConfig
     records: list[dict[str, Any]]
     summary: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    label: str = ""
+    folder: Path | None = None
 
-    def arm(self, strategy: str) -> dict[str, Any]:
-        """The summary dict of ``strategy``."""
+    def arm(self, label: str) -> dict[str, Any]:
+        """The summary dict of the arm ``label`` (a strategy name, or a sweep variant's label)."""
         for row in self.summary:
-            if row["strategy"] == strategy:
+            if row["arm"] == label:
                 return row
-        raise KeyError(f"no arm {strategy!r} in this result; arms: {[r['strategy'] for r in self.summary]}")
+        raise KeyError(f"no arm {label!r} in this result; arms: {[r['arm'] for r in self.summary]}")
 
     def to_dict(self) -> dict[str, Any]:
         """``{"config": ..., "arms": [...summary dicts...]}`` (what ``--json`` writes)."""
-        return {"config": self.config.model_dump(mode="json"), "arms": self.summary}
+        out = {"config": self.config.model_dump(mode="json"), "arms": self.summary}
+        return ({"experiment": self.label} | out) if self.label else out
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """SHA-256 over the dataset's tensors: a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for t in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``["rounds: 7 -> 5", ...]`` for the fields that differ between two config dicts."""
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def run_experiments(
+    experiments: Sequence[tuple[str, BenchConfig]],
+    *,
+    output: str | Path | None = None,
+    datasets: dict[int, Dataset] | None = None,
+    progress: ProgressFn | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+) -> list[BenchResult]:
+    """Run (or resume) several experiments into one run folder; one :class:`BenchResult` each.
+
+    Args:
+        experiments: ``(label, config)`` pairs (labels distinct).
+        output: the run folder. If it already holds a run with the same configuration, the run resumes:
+            finished rounds are kept and each unfinished arm continues from its last finished round.
+            ``None`` uses a temporary folder, removed afterwards.
+        datasets: tensors to use instead of loading ``config.dataset``, by experiment index.
+        progress: receives :class:`ProgressEvent` s (``"start"`` first, with rounds already done).
+        workers: cells run in parallel (local processes, or Ray tasks).
+        executor: ``"local"`` or ``"ray"``.
+        address: a Ray cluster address (``executor="ray"``); a local Ray starts when omitted.
+    """
+    if not experiments:
+        raise ActivewsError("nothing to run: no experiments")
+    if output is None:
+        with tempfile.TemporaryDirectory(prefix="activews-") as tmp:
+            results = run_experiments(experiments, output=tmp, datasets=datasets, progress=progress,
+                                      workers=workers, executor=executor, address=address)
+            for r in results:
+                r.folder = None
+            return results
+    start = time.perf_counter()
+    folder = Path(output)
+    datasets = dict(datasets or {})
+    configs = {i: cfg for i, (_, cfg) in enumerate(experiments)}
+    for i, cfg in configs.items():
+        resolve_device(cfg.device)
+        if i not in datasets:
+            datasets[i] = load_bench_dataset(cfg)
+        check_fits(cfg, datasets[i])
+    given = {i for i in range(len(experiments)) if i in (datasets or {})}
+    run_config = {
+        "experiments": [{"label": label, "config": cfg.model_dump(mode="json")} for label, cfg in experiments],
+        "datasets": [dataset_fingerprint(datasets[i]) for i in range(len(experiments))],
+    }
+    store = _open_store(folder, run_config, experiments)
+    try:
+        done_rounds = len(store.records())
+        todo = [Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"]
+    finally:
+        store.close()
+    total = sum(len(cfg.arms) * len(cfg.seeds) * cfg.num_rounds for cfg in configs.values())
+    if progress:
+        progress(ProgressEvent("start", "", -1, done_rounds, total))
+    # Tensors the caller passed travel to workers; built-in datasets are re-loaded there (cheaper).
+    execute_cells(folder, todo, configs, datasets={i: datasets[i] for i in given} if given else None,
+                  workers=workers, executor=executor, address=address, progress=progress)
+    results = load_results(folder)
+    for r in results:
+        r.seconds = time.perf_counter() - start
+    return results
+
+
+def _open_store(folder: Path, run_config: dict[str, Any], experiments: Sequence[tuple[str, BenchConfig]]) -> RunStore:
+    if is_run_folder(folder):
+        store = RunStore(folder)
+        old = store.run_config()
+        if old != json.loads(json.dumps(run_config)):
+            store.close()
+            raise ActivewsError(_mismatch_message(folder, old, run_config))
+        return store
+    from activews.results import prepare_output_dir
+
+    prepare_output_dir(folder)
+    store = RunStore(folder, create=True)
+    cells = [
+        (i, spec.label, seed, spec.strategy, spec.params)
+        for i, (_, cfg) in enumerate(experiments)
+        for seed in cfg.seeds
+        for spec in cfg.arm_specs
+    ]
+    store.initialize(run_config, [(label, cfg.model_dump(mode="json")) for label, cfg in experiments], cells)
+    from activews.results import atomic_write
+
+    # For people browsing the folder; the store holds the authoritative copy.
+    shown = run_config["experiments"][0]["config"] if len(experiments) == 1 else run_config["experiments"]
+    atomic_write(folder / "config.json", json.dumps(shown, indent=2))
+    return store
+
+
+def _mismatch_message(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
+    diffs: list[str] = []
+    old_exps, new_exps = old.get("experiments", []), new.get("experiments", [])
+    if len(old_exps) != len(new_exps):
+        diffs.append(f"{len(old_exps)} experiments -> {len(new_exps)}")
+    for a, b in zip(old_exps, new_exps, strict=False):
+        prefix = f"[{b['label']}] " if len(new_exps) > 1 else ""
+        diffs += [prefix + d for d in config_diff(a["config"], b["config"])]
+    if not diffs and old.get("datasets") != new.get("datasets"):
+        diffs.append("the dataset's contents differ")
+    return (f"run folder {str(folder)!r} holds a run with a different config ({'; '.join(diffs[:4])}"
+            f"{'; ...' if len(diffs) > 4 else ''}); resume it with 'activews bench --resume {folder}' "
+            f"or choose another --output")
+
+
+def load_results(folder: str | Path) -> list[BenchResult]:
+    """Rebuild the :class:`BenchResult` s of a run folder from its store (finished or not)."""
+    with RunStore(folder) as store:
+        results = []
+        for exp, label, cfg_json in store.experiments():
+            config = BenchConfig.model_validate(cfg_json)
+            records = [{k: v for k, v in r.items() if k not in ("seq", "experiment")}
+                       for r in store.records(experiment=exp)]
+            records.sort(key=lambda r: (r["seed"], config.arms.index(r["arm"]) if r["arm"] in config.arms else 0,
+                                        r["round"]))
+            results.append(BenchResult(config, records, summarize(records, config.arms), 0.0,
+                                       label if len(store.experiments()) > 1 else "", Path(folder)))
+        return results
 
 
 def run_bench(
@@ -225,6 +215,10 @@ def run_bench(
     *,
     dataset: Dataset | None = None,
     progress: ProgressFn | None = None,
+    output: str | Path | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
 ) -> BenchResult:
     """Run every arm of ``config`` (the reference arms ``random`` and ``warm`` included) on every seed.
 
@@ -232,24 +226,16 @@ def run_bench(
         config: what to run; see :class:`BenchConfig`.
         dataset: use these tensors instead of loading ``config.dataset`` (e.g. from :func:`from_arrays`).
         progress: called with a :class:`ProgressEvent` at the start and end of each arm and each round.
+        output: run folder for the store, checkpoints and results; re-running into it resumes.
+        workers: arms run in parallel processes (results identical to ``workers=1``).
+        executor: ``"local"`` (processes on this machine) or ``"ray"``.
+        address: Ray cluster address for ``executor="ray"``.
 
     Returns:
         A :class:`BenchResult` with per-round records and the per-arm summary.
     """
-    start = time.perf_counter()
-    if dataset is None:
-        dataset = load_bench_dataset(config)
-    check_fits(config, dataset)
-    records: list[dict[str, Any]] = []
-    for seed in config.seeds:
-        for name in config.arms:
-            records.extend(run_arm(config, dataset, name, seed, progress=progress))
-    return BenchResult(config, records, summarize(records, config.arms), time.perf_counter() - start)
-
-
-def check_fits(config: BenchConfig, dataset: Dataset) -> None:
-    """Fail before training if the stream does not fit the dataset (sizes, schedule)."""
-    make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    return run_experiments([("", config)], output=output, datasets={0: dataset} if dataset is not None else None,
+                           progress=progress, workers=workers, executor=executor, address=address)[0]
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -273,15 +259,20 @@ def _area(accuracies: Sequence[float]) -> float:
     return float(a[0]) if len(a) == 1 else float(np.trapezoid(a) / (len(a) - 1))
 
 
+def _stat(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
+    return mean_ci(values) if values else (None, None)
+
+
 def summarize(records: Sequence[dict[str, Any]], arms: Sequence[str], reference: str = "random") -> list[dict[str, Any]]:
     """Per-arm summary: accuracy, area, paired penalty vs ``reference`` and compute ratios, with 95% CIs.
 
-    Penalties and ratios are paired by seed (and by round for the per-round penalty); seeds missing
-    from either arm are left out of the pairing.
+    Records are grouped by ``arm`` (falling back to ``strategy``). Penalties and ratios are paired by
+    seed (and by round for the per-round penalty); seeds missing from either arm, or with fewer
+    finished rounds, are left out of the pairing.
     """
     by_arm: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for rec in records:
-        by_arm.setdefault(rec["strategy"], {}).setdefault(rec["seed"], []).append(rec)
+        by_arm.setdefault(rec.get("arm", rec["strategy"]), {}).setdefault(rec["seed"], []).append(rec)
     for seeds in by_arm.values():
         for rows in seeds.values():
             rows.sort(key=lambda r: r["round"])
@@ -294,8 +285,6 @@ def summarize(records: Sequence[dict[str, Any]], arms: Sequence[str], reference:
         paired = [s for s in seeds if s in ref and len(ref[s]) == len(seeds[s])]
         final = [rows[-1]["test_accuracy"] for rows in seeds.values()]
         areas = [_area([r["test_accuracy"] for r in rows]) for rows in seeds.values()]
-        acc_mean, acc_ci = mean_ci(final)
-        auc_mean, auc_ci = mean_ci(areas)
         pen = [ref[s][-1]["test_accuracy"] - seeds[s][-1]["test_accuracy"] for s in paired]
         pen_auc = [_area([r["test_accuracy"] for r in ref[s]]) - _area([r["test_accuracy"] for r in seeds[s]])
                    for s in paired]
@@ -306,31 +295,41 @@ def summarize(records: Sequence[dict[str, Any]], arms: Sequence[str], reference:
         per_round = []
         for r in range(n_rounds):
             diffs = [ref[s][r]["test_accuracy"] - seeds[s][r]["test_accuracy"] for s in paired]
-            accs = [rows[r]["test_accuracy"] for rows in seeds.values()]
-            p_mean, p_ci = mean_ci(diffs) if diffs else (float("nan"), None)
-            a_mean, a_ci = mean_ci(accs)
+            a_mean, a_ci = mean_ci([rows[r]["test_accuracy"] for rows in seeds.values()])
+            p_mean, p_ci = _stat(diffs)
             per_round.append({
                 "round": r,
                 "n_labeled": float(np.mean([rows[r]["n_labeled"] for rows in seeds.values()])),
                 "accuracy": a_mean, "accuracy_ci": a_ci,
                 "penalty": p_mean, "penalty_ci": p_ci,
+                "steps": float(np.mean([rows[r]["steps"] for rows in seeds.values()])),
+                "seconds": float(np.mean([rows[r]["seconds"] for rows in seeds.values()])),
             })
         all_rows = [row for rows in seeds.values() for row in rows]
+        first = next(iter(seeds.values()))[0]
+        acc, acc_ci = mean_ci(final)
+        auc, auc_ci = mean_ci(areas)
+        penalty, penalty_ci = _stat(pen)
+        auc_penalty, auc_penalty_ci = _stat(pen_auc)
+        compute_ratio, compute_ratio_ci = _stat(steps_ratio)
+        t_ratio, t_ratio_ci = _stat(time_ratio)
         summary.append({
-            "strategy": name,
+            "strategy": first["strategy"],
+            "arm": name,
             "seeds": sorted(seeds),
-            "final_accuracy": acc_mean,
+            "rounds": n_rounds,
+            "final_accuracy": acc,
             "final_accuracy_ci": acc_ci,
-            "auc": auc_mean,
+            "auc": auc,
             "auc_ci": auc_ci,
-            "penalty": mean_ci(pen)[0] if pen else None,
-            "penalty_ci": mean_ci(pen)[1] if pen else None,
-            "auc_penalty": mean_ci(pen_auc)[0] if pen_auc else None,
-            "auc_penalty_ci": mean_ci(pen_auc)[1] if pen_auc else None,
-            "compute_ratio": mean_ci(steps_ratio)[0] if steps_ratio else None,
-            "compute_ratio_ci": mean_ci(steps_ratio)[1] if steps_ratio else None,
-            "time_ratio": mean_ci(time_ratio)[0] if time_ratio else None,
-            "time_ratio_ci": mean_ci(time_ratio)[1] if time_ratio else None,
+            "penalty": penalty,
+            "penalty_ci": penalty_ci,
+            "auc_penalty": auc_penalty,
+            "auc_penalty_ci": auc_penalty_ci,
+            "compute_ratio": compute_ratio,
+            "compute_ratio_ci": compute_ratio_ci,
+            "time_ratio": t_ratio,
+            "time_ratio_ci": t_ratio_ci,
             "steps": float(np.mean([rows[-1]["cumulative_steps"] for rows in seeds.values()])),
             "seconds": float(np.mean([rows[-1]["cumulative_seconds"] for rows in seeds.values()])),
             "reached_target": float(np.mean([row["stop_reason"] == "target" for row in all_rows])),

@@ -6,8 +6,6 @@ Every error caused by the user's input is one line on stderr and exit code 2; no
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 import time
@@ -15,9 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rich.markup import escape
+
 from activews.errors import ActivewsError
 
 EXIT_USAGE = 2
+RUNS_ROOT = Path("runs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +26,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"activews: error: {message} (see '{self.prog} --help')\n")
+
+
+# ----------------------------------------------------------------------------------------- value parsing
 
 
 def parse_value(text: str) -> Any:
@@ -41,7 +45,8 @@ def parse_value(text: str) -> Any:
 def parse_assignments(items: Sequence[str], flag: str, dotted: bool) -> dict[str, Any]:
     """``["shrink_perturb.shrink=0.6"]`` -> ``{"shrink_perturb": {"shrink": 0.6}}`` (or flat if not dotted)."""
     out: dict[str, Any] = {}
-    example = "STRATEGY.KEY=VALUE, e.g. shrink_perturb.shrink=0.6" if dotted else "KEY=VALUE, e.g. hidden=128,128"
+    example = ("STRATEGY.KEY=VALUE, e.g. shrink_perturb.shrink=0.6" if dotted
+               else "KEY=VALUE, e.g. hidden=128,128")
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -62,7 +67,7 @@ def parse_seeds(text: str) -> int | list[int]:
             return [int(s) for s in text.split(",") if s.strip()]
         return int(text)
     except ValueError:
-        raise ActivewsError(f"--seeds {text!r}: give a count (5) or a list (0,1,2)") from None
+        raise ActivewsError(f"--seeds {text!r}: give a count (4) or a list (0,1,2)") from None
 
 
 def parse_schedule(text: str) -> list[float]:
@@ -72,28 +77,61 @@ def parse_schedule(text: str) -> list[float]:
         raise ActivewsError(f"--schedule {text!r}: give increasing fractions, e.g. 0.5,1.0") from None
 
 
-def load_plugin(spec: str) -> None:
-    """Import a module by name, or a ``.py`` file by path, so that its registrations take effect."""
-    try:
-        if spec.endswith(".py"):
-            path = Path(spec)
-            if not path.is_file():
-                raise ActivewsError(f"--plugin {spec!r}: no such file")
-            module_spec = importlib.util.spec_from_file_location(f"activews_plugin_{path.stem}", path)
-            module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
-            sys.modules[module_spec.name] = module  # type: ignore[union-attr]
-            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
-        else:
-            importlib.import_module(spec)
-    except ActivewsError:
-        raise
-    except ModuleNotFoundError as exc:
-        raise ActivewsError(f"--plugin {spec!r}: module not found ({exc.name}); install it or pass a .py path") from None
-    except Exception as exc:
-        raise ActivewsError(f"--plugin {spec!r} failed to import: {type(exc).__name__}: {exc}") from None
-
-
 # ------------------------------------------------------------------------------------------------ parser
+
+# (flag, field, help); every bench setting defaults to None here so that flags the user typed can
+# override a --config file or be compared with a resumed run; the real defaults live in BenchConfig.
+_SETTINGS: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("what to compare", "--strategy", "strategies",
+     {"action": "append", "metavar": "NAME", "help": "strategy to compare (repeatable; see 'activews strategies')"}),
+    ("what to compare", "--param", "params",
+     {"action": "append", "metavar": "STRATEGY.KEY=VALUE", "help": "strategy parameter, e.g. shrink_perturb.shrink=0.6"}),
+    ("what to compare", "--sweep", "param_grid",
+     {"action": "append", "metavar": "STRATEGY.KEY=V1,V2",
+      "help": "one arm per value, e.g. shrink_perturb.shrink=0.2,0.4,0.6"}),
+    ("what to compare", "--seeds", "seeds", {"help": "number of seeds, or a list such as 0,1,2"}),
+    ("data and model", "--dataset", "dataset", {"help": "mnist1d | digits | PATH.npz (arrays X, y)"}),
+    ("data and model", "--n-examples", "n_examples", {"type": int, "help": "examples to use"}),
+    ("data and model", "--test-fraction", "test_fraction", {"type": float, "help": "held-out test fraction"}),
+    ("data and model", "--split-seed", "split_seed", {"type": int, "help": "seed of the train/test split"}),
+    ("data and model", "--model", "model", {"help": "mlp | logreg | cnn"}),
+    ("data and model", "--model-param", "model_params",
+     {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"}),
+    ("stream", "--stream", "stream", {"help": "passive | active"}),
+    ("stream", "--rounds", "rounds", {"type": int, "help": "number of rounds"}),
+    ("stream", "--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
+    ("stream", "--query-size", "query_size", {"type": int, "help": "examples added per round"}),
+    ("stream", "--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
+    ("stream", "--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random"}),
+    ("training (each round trains to the target accuracy)", "--optimizer", "optimizer", {"help": "adam | sgd"}),
+    ("training (each round trains to the target accuracy)", "--lr", "lr", {"type": float, "help": "learning rate"}),
+    ("training (each round trains to the target accuracy)", "--momentum", "momentum",
+     {"type": float, "help": "SGD momentum"}),
+    ("training (each round trains to the target accuracy)", "--weight-decay", "weight_decay", {"type": float}),
+    ("training (each round trains to the target accuracy)", "--batch-size", "batch_size", {"type": int}),
+    ("training (each round trains to the target accuracy)", "--target-accuracy", "target_accuracy",
+     {"type": float, "help": "running training accuracy to stop at"}),
+    ("training (each round trains to the target accuracy)", "--patience", "patience",
+     {"type": int, "help": "plateau rule: epochs without improvement"}),
+    ("training (each round trains to the target accuracy)", "--max-epochs", "max_epochs",
+     {"type": int, "help": "epoch cap per round"}),
+    ("training (each round trains to the target accuracy)", "--keep-optimizer-state", "keep_optimizer_state",
+     {"action": "store_const", "const": True, "help": "carry optimizer state across rounds"}),
+    ("training (each round trains to the target accuracy)", "--device", "device", {"help": "cpu | cuda | auto"}),
+]
+
+
+def _default_text(field: str) -> str:
+    from activews.config import BenchConfig
+
+    default = BenchConfig.model_fields[field].get_default(call_default_factory=True)
+    if field == "strategies":
+        return ",".join(default)
+    if field == "seeds":
+        return str(len(default))
+    if default in (None, {}, False):
+        return ""
+    return str(default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="activews",
         description="Measure the warm-start penalty in continual and active learning, and compare ways "
         "to initialize each round on accuracy and compute.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"activews {_version()}")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
@@ -113,51 +150,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare strategies with the random and warm reference arms",
         description="Run each strategy, plus the reference arms random (accuracy) and warm (compute), "
         "through a stream of rounds for several seeds; print penalty and compute tables and write a run "
-        "folder. Defaults: active margin sampling on built-in MNIST-1D with an MLP, 1000 initial + 1000 "
-        "per round, 7 rounds, 4 seeds, Adam lr 1e-3, each round trained to 99%% training accuracy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "folder. Every finished round is committed to the run's store: re-running into the same --output "
+        "(or --resume RUN) continues where a run stopped. Defaults: active margin sampling on built-in "
+        "MNIST-1D with an MLP (40-256-256-10), 1000 initial + 1000 per round, 7 rounds, 4 seeds, Adam lr "
+        "1e-3, batch 128, each round trained to 99%% running training accuracy.",
     )
-    g = b.add_argument_group("what to compare")
-    g.add_argument("--strategy", action="append", dest="strategies", metavar="NAME",
-                   help="strategy to compare (repeatable; see 'activews strategies'); default shrink_perturb")
-    g.add_argument("--param", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
-                   help="strategy parameter, e.g. shrink_perturb.shrink=0.6 (repeatable)")
-    g.add_argument("--seeds", default="4", help="number of seeds (4) or a list (0,1,2)")
-    g = b.add_argument_group("data and model")
-    g.add_argument("--dataset", default="mnist1d", help="mnist1d | digits | PATH.npz (arrays X, y)")
-    g.add_argument("--n-examples", type=int, default=None, help="examples to use (dataset default if omitted)")
-    g.add_argument("--test-fraction", type=float, default=0.3, help="held-out test fraction")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
-    g.add_argument("--model", default="mlp", help="mlp | logreg | cnn")
-    g.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="model parameter, e.g. hidden=128,128 (repeatable)")
-    g = b.add_argument_group("stream")
-    g.add_argument("--stream", default="active", help="passive | active")
-    g.add_argument("--rounds", type=int, default=7, help="number of rounds")
-    g.add_argument("--initial", type=int, default=1000, help="examples labeled in round 0")
-    g.add_argument("--query-size", type=int, default=1000, help="examples added per round")
-    g.add_argument("--schedule", default=None, help="passive: labeled fractions per round, e.g. 0.5,1.0")
-    g.add_argument("--acquisition", default="margin", help="least_confidence | margin | entropy | random")
-    g = b.add_argument_group("training (each round trains to the target accuracy)")
-    g.add_argument("--optimizer", default="adam", help="adam | sgd")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--batch-size", type=int, default=128)
-    g.add_argument("--target-accuracy", type=float, default=0.99, help="running training accuracy to stop at")
-    g.add_argument("--patience", type=int, default=25, help="plateau rule: epochs without improvement")
-    g.add_argument("--max-epochs", type=int, default=500, help="epoch cap per round")
-    g.add_argument("--keep-optimizer-state", action="store_true", help="carry optimizer state across rounds")
-    g.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    g = b.add_argument_group("output")
-    g.add_argument("--output", default=None, metavar="DIR",
-                   help="run folder (default: runs/<time>-<stream>-<dataset>)")
-    g.add_argument("--json", default=None, metavar="PATH", help="also write {config, arms} to this JSON file")
-    g.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
-    g.add_argument("--quiet", action="store_true", help="no progress bars; print only the tables")
+    groups: dict[str, Any] = {}
+    for group, flag, dest, kw in _SETTINGS:
+        g = groups.setdefault(group, b.add_argument_group(group))
+        default = _default_text(dest)
+        help_text = kw.pop("help", "") + (f" (default: {default})" if default else "")
+        g.add_argument(flag, dest=dest, default=None, help=help_text.strip(), **kw)
+        kw["help"] = help_text  # _SETTINGS is module-level: keep it intact for the next parser
+    g = b.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE.toml", help="sweep file: settings, [grid] and [param_grid] tables; "
+                   "flags override it")
+    g.add_argument("--output", metavar="DIR", help="run folder (default: runs/<time>-<stream>-<dataset>); "
+                   "an existing run folder with the same config is resumed")
+    g.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config")
+    g.add_argument("--workers", type=int, default=1, help="cells (arm x seed) run in parallel (default: 1)")
+    g.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local processes, or Ray tasks (pip install 'activews[ray]') (default: local)")
+    g.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
+    g.add_argument("--json", metavar="PATH", help="also write {config, arms} to this JSON file")
+    g.add_argument("--no-plot", action="store_true", help="skip figures and the HTML report")
+    g.add_argument("--progress", choices=("auto", "bar", "plain", "none"), default="auto",
+                   help="progress display: rich bars, one plain line per round, or none "
+                   "(default: auto = bars on a terminal, plain lines otherwise)")
+    g.add_argument("--quiet", action="store_true", help="same as --progress none")
 
     s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
     s.add_argument("--json", action="store_true", help="print as JSON")
+
+    r = sub.add_parser("runs", help="list, show and export stored runs")
+    rsub = r.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser)
+    rl = rsub.add_parser("list", help="list the run folders under a root folder")
+    rl.add_argument("--root", default=str(RUNS_ROOT), help="folder holding run folders (default: runs)")
+    rs = rsub.add_parser("show", help="config, progress and summary tables of one run")
+    rs.add_argument("run", metavar="RUN", help="run folder, or its name under runs/")
+    re_ = rsub.add_parser("export", help="write a run's records or summary as CSV or JSON")
+    re_.add_argument("run", metavar="RUN")
+    re_.add_argument("--what", choices=("records", "summary"), default="records", help="(default: records)")
+    re_.add_argument("--format", choices=("csv", "json"), default="csv", help="(default: csv)")
+    re_.add_argument("--output", metavar="PATH", help="file to write (default: standard output)")
+
+    p = sub.add_parser("report", help="print a run's tables and write its figures and HTML page")
+    p.add_argument("run", metavar="RUN", help="run folder, or its name under runs/")
+    p.add_argument("--output", metavar="DIR", help="where to write figures and report.html (default: the run folder)")
     return parser
 
 
@@ -170,80 +209,114 @@ def _version() -> str:
         return "unknown"
 
 
-def config_from_args(args: argparse.Namespace):
-    from activews.config import BenchConfig
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The bench settings the user typed (flags left out are absent, not defaults)."""
+    converters = {
+        "strategies": tuple,
+        "params": lambda v: parse_assignments(v, "--param", dotted=True),
+        "param_grid": lambda v: {
+            s: {k: (x if isinstance(x, list) else [x]) for k, x in kv.items()}
+            for s, kv in parse_assignments(v, "--sweep", dotted=True).items()
+        },
+        "seeds": parse_seeds,
+        "schedule": parse_schedule,
+        "model_params": lambda v: parse_assignments(v, "--model-param", dotted=False),
+    }
+    out = {}
+    for _, _, dest, _ in _SETTINGS:
+        value = getattr(args, dest, None)
+        if value is not None:
+            out[dest] = converters.get(dest, lambda v: v)(value)
+    return out
 
-    return BenchConfig.build(
-        stream=args.stream,
-        strategies=tuple(args.strategies or ("shrink_perturb",)),
-        params=parse_assignments(args.param, "--param", dotted=True),
-        seeds=parse_seeds(args.seeds),
-        dataset=args.dataset,
-        n_examples=args.n_examples,
-        test_fraction=args.test_fraction,
-        split_seed=args.split_seed,
-        model=args.model,
-        model_params=parse_assignments(args.model_param, "--model-param", dotted=False),
-        rounds=args.rounds,
-        initial=args.initial,
-        query_size=args.query_size,
-        schedule=parse_schedule(args.schedule) if args.schedule else None,
-        acquisition=args.acquisition,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        target_accuracy=args.target_accuracy,
-        patience=args.patience,
-        max_epochs=args.max_epochs,
-        keep_optimizer_state=args.keep_optimizer_state,
-        device=args.device,
-    )
+
+def resolve_run(run: str) -> Path:
+    """A run folder given as a path, or as a name under ``runs/``."""
+    from activews.store import is_run_folder
+
+    for candidate in (Path(run), RUNS_ROOT / run):
+        if is_run_folder(candidate):
+            return candidate
+    raise ActivewsError(f"no activews run at {run!r}; pass a run folder (see 'activews runs list')")
 
 
 # ---------------------------------------------------------------------------------------------- commands
 
 
+def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any]], Path | None]:
+    """The experiments to run and the run folder (None: pick a default name)."""
+    from activews.bench import BenchConfig
+    from activews.store import RunStore
+    from activews.sweep import expand, load_sweep
+
+    flags = settings_from_args(args)
+    if args.resume:
+        if args.config or flags:
+            given = ["--config"] * bool(args.config) + [f"--{k.replace('_', '-')}" for k in flags]
+            raise ActivewsError(f"--resume uses the run's own config; drop {', '.join(given)}")
+        folder = resolve_run(args.resume)
+        with RunStore(folder) as store:
+            stored = store.run_config()["experiments"]
+        return [(e["label"], BenchConfig.model_validate(e["config"])) for e in stored], folder
+    values = load_sweep(args.config) if args.config else {}
+    if "param_grid" in flags and "param_grid" in values:
+        values["param_grid"] = {**values["param_grid"], **flags.pop("param_grid")}
+    if "grid" in values:
+        values["grid"] = {k: v for k, v in values["grid"].items() if k not in flags}  # a flag fixes that axis
+    values.update(flags)
+    return expand(values), Path(args.output) if args.output else None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from activews.bench import check_fits, load_bench_dataset, run_bench
+    from activews.bench import run_experiments
     from activews.report import compute_table, penalty_table, protocol_title
-    from activews.results import check_writable_file, prepare_output_dir, write_run_folder
+    from activews.results import atomic_write, check_writable_file, to_jsonable, write_run_folder
 
     out, err = Console(), Console(stderr=True)
-    config = config_from_args(args)
-    folder = Path(args.output) if args.output else default_run_dir(config)
+    if args.workers < 1:
+        raise ActivewsError(f"--workers must be >= 1, got {args.workers}")
+    if args.address and args.executor != "ray":
+        raise ActivewsError("--address applies to --executor ray; add --executor ray or drop --address")
+    experiments, folder = experiments_from_args(args)
+    folder = folder or default_run_dir(experiments[0][1])
     json_path = check_writable_file(args.json) if args.json else None
-    dataset = load_bench_dataset(config)
-    check_fits(config, dataset)
-    from activews.bench import resolve_device
-
-    resolve_device(config.device)
-    prepare_output_dir(folder)  # last check, so a bad flag never leaves an empty folder behind
-
-    if not args.quiet:
-        err.print(f"[bold]activews bench[/] · {protocol_title(config)}")
-        err.print(f"arms: {', '.join(config.arms)} · {dataset!r} · run folder {folder}")
-    with _progress(err, config, enabled=not args.quiet) as on_event:
-        result = run_bench(config, dataset=dataset, progress=on_event)
-    written = write_run_folder(result, folder, plot=not args.no_plot)
+    mode = "none" if args.quiet else args.progress
+    if mode == "auto":
+        mode = "bar" if err.is_terminal else "plain"
+    if mode != "none":
+        first = experiments[0][1]
+        what = protocol_title(first) if len(experiments) == 1 else f"{len(experiments)} experiments"
+        err.print(f"[bold]activews bench[/] · {what}", highlight=False)
+        err.print(f"arms: {escape(', '.join(first.arms))} · run folder {folder}", highlight=False)
+    display = {"bar": _BarProgress, "plain": _PlainProgress}.get(mode, _NoProgress)(err)
+    try:
+        with display:
+            results = run_experiments(experiments, output=folder, progress=display.on_event,
+                                      workers=args.workers, executor=args.executor, address=args.address)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; finished rounds are stored. Continue with: activews bench --resume {folder}")
+        return 130
+    write_run_folder(results, folder, plot=not args.no_plot)
     if json_path is not None:
-        from activews.results import atomic_write, to_jsonable
-
-        atomic_write(json_path, json.dumps(to_jsonable(result.to_dict()), indent=2))
-    out.print(penalty_table(result.summary))
-    out.print(compute_table(result.summary))
-    out.print(f"{protocol_title(config)} · {result.seconds:.0f} s")
-    out.print(f"results: {folder}/ ({', '.join(written)})" + (f"; JSON: {json_path}" if json_path else ""))
+        payload = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
+        atomic_write(json_path, json.dumps(to_jsonable(payload), indent=2))
+    for result in results:
+        label = f" [{result.label}]" if result.label else ""
+        out.print(penalty_table(result.summary, title=f"Warm-start penalty vs random{label} "
+                                "(accuracy points, final round)"))
+        out.print(compute_table(result.summary))
+        out.print(protocol_title(result.config), highlight=False)
+    out.print(f"{results[0].seconds:.0f} s · results in {folder}/ (report.html, summary.json, records.csv)"
+              + (f" · JSON: {json_path}" if json_path else ""), highlight=False)
     return 0
 
 
-def default_run_dir(config) -> Path:
+def default_run_dir(config: Any) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = Path(config.dataset).stem if config.dataset.endswith(".npz") else config.dataset
-    base = Path("runs") / f"{stamp}-{config.stream}-{name}"
+    base = RUNS_ROOT / f"{stamp}-{config.stream}-{name}"
     folder, k = base, 1
     while folder.exists():
         k += 1
@@ -251,41 +324,76 @@ def default_run_dir(config) -> Path:
     return folder
 
 
-class _progress:
-    """Rich progress bars (overall and per arm) driven by bench progress events."""
+class _NoProgress:
+    def __init__(self, console: Any) -> None:
+        self.console = console
 
-    def __init__(self, console, config, enabled: bool) -> None:
-        self.console, self.config, self.enabled = console, config, enabled
+    def __enter__(self) -> _NoProgress:
+        return self
 
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def on_event(self, event: Any) -> None:
+        pass
+
+
+class _PlainProgress(_NoProgress):
+    """One line per finished round, for logs (CI, nohup)."""
+
+    def __init__(self, console: Any) -> None:
+        super().__init__(console)
+        self.done = self.total = 0
+        self.start = time.monotonic()
+
+    def on_event(self, event: Any) -> None:
+        if event.kind == "start":
+            self.done, self.total = event.round, event.num_rounds
+            if self.done:
+                self.console.print(f"resuming: {self.done}/{self.total} rounds already stored", highlight=False)
+        elif event.kind == "round_end":
+            self.done += 1
+            r = event.record
+            self.console.print(
+                f"\\[{self.done}/{self.total}] {escape(event.strategy)} seed {event.seed} round {event.round}: "
+                f"acc {r['test_accuracy']:.4f}, {r['steps']} steps, {r['seconds']:.1f} s "
+                f"(elapsed {time.monotonic() - self.start:.0f} s)", highlight=False, soft_wrap=True)
+
+
+class _BarProgress(_NoProgress):
+    """Rich bars: one overall (with ETA), one per running cell."""
+
+    def __enter__(self) -> _BarProgress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), console=self.console, transient=False,
+            TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), console=self.console,
         )
-        total = len(self.config.arms) * len(self.config.seeds) * self.config.num_rounds
+        self.overall = self.progress.add_task("all rounds", total=None)
+        self.cells: dict[tuple[str, int], Any] = {}
         self.progress.start()
-        self.overall = self.progress.add_task("all rounds", total=total)
-        self.arm = self.progress.add_task("", total=self.config.num_rounds)
-        return self.on_event
+        return self
 
-    def on_event(self, event) -> None:
-        p = self.progress
-        if event.kind == "arm_start":
-            p.reset(self.arm, total=event.num_rounds, description=f"{event.strategy} · seed {event.seed}")
+    def on_event(self, event: Any) -> None:
+        p, key = self.progress, (event.strategy, event.seed)
+        if event.kind == "start":
+            p.update(self.overall, total=event.num_rounds, completed=event.round)
+        elif event.kind == "arm_start":
+            self.cells[key] = p.add_task(f"{escape(event.strategy)} · seed {event.seed}", total=event.num_rounds,
+                                         completed=event.round)
         elif event.kind == "round_end":
             r = event.record
-            p.update(self.arm, advance=1,
-                     description=f"{event.strategy} · seed {event.seed} · round {event.round}: "
-                     f"acc {r['test_accuracy']:.3f}, {r['steps']} steps")
+            if key in self.cells:
+                p.update(self.cells[key], completed=event.round + 1,
+                         description=f"{escape(event.strategy)} · seed {event.seed} · acc {r['test_accuracy']:.3f}")
             p.advance(self.overall)
+        elif event.kind == "arm_end" and key in self.cells:
+            p.remove_task(self.cells.pop(key))
 
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.progress.stop()
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 def _bound(meta: Any) -> str:
@@ -325,6 +433,88 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from activews.bench import load_results
+    from activews.report import compute_table, penalty_table, protocol_title
+    from activews.results import records_csv, to_jsonable
+    from activews.store import RunStore, is_run_folder
+
+    console = Console()
+    if args.runs_command == "list":
+        root = Path(args.root)
+        if not root.is_dir():
+            raise ActivewsError(f"no folder {str(root)!r}; pass --root DIR holding run folders")
+        table = Table(title=f"Runs in {root}", title_justify="left")
+        for col in ("run", "created", "experiments", "arms", "seeds", "cells done", "rounds stored"):
+            table.add_column(col)
+        for folder in sorted(p for p in root.iterdir() if is_run_folder(p)):
+            with RunStore(folder) as store:
+                meta, exps = store.meta(), store.experiments()
+                done, total = store.progress()
+                cfg = exps[0][2] if exps else {}
+                table.add_row(folder.name, time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta["created_at"]))),
+                              str(len(exps)), str(len(store.cells()) // max(1, len(cfg.get("seeds", [1]))) // max(1, len(exps))),
+                              str(len(cfg.get("seeds", []))), f"{done}/{total}", str(len(store.records())))
+        console.print(table)
+        return 0
+    if args.runs_command is None:
+        raise ActivewsError("say what to do with runs: list, show RUN or export RUN (see 'activews runs --help')")
+    folder = resolve_run(args.run)
+    results = load_results(folder)
+    if args.runs_command == "show":
+        with RunStore(folder) as store:
+            done, total = store.progress()
+            n_rec = len(store.records())
+        console.print(f"[bold]{folder}[/] · cells done {done}/{total} · {n_rec} rounds stored", highlight=False)
+        for r in results:
+            console.print(protocol_title(r.config) + (f" [{r.label}]" if r.label else ""), highlight=False)
+            if r.summary:
+                console.print(penalty_table(r.summary))
+                console.print(compute_table(r.summary))
+        return 0
+    sweep = len(results) > 1
+    if args.what == "records":
+        rows = [({"experiment": r.label} if sweep else {}) | rec for r in results for rec in r.records]
+        text = records_csv(rows) if args.format == "csv" else json.dumps(to_jsonable(rows), indent=1)
+    else:
+        rows = [({"experiment": r.label} if sweep else {}) | {k: v for k, v in a.items() if k != "per_round"}
+                for r in results for a in r.summary]
+        text = records_csv(rows) if args.format == "csv" else json.dumps(to_jsonable(rows), indent=2)
+    if args.output:
+        from activews.results import atomic_write, check_writable_file
+
+        atomic_write(check_writable_file(args.output, "--output"), text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from activews.bench import load_results
+    from activews.report import compute_table, penalty_table, protocol_title
+    from activews.results import write_run_folder
+
+    folder = resolve_run(args.run)
+    results = load_results(folder)
+    if not any(r.records for r in results):
+        raise ActivewsError(f"run {str(folder)!r} has no finished round yet; nothing to report")
+    target = Path(args.output) if args.output else folder
+    target.mkdir(parents=True, exist_ok=True)
+    written = write_run_folder(results, target)
+    console = Console()
+    for r in results:
+        console.print(protocol_title(r.config) + (f" [{r.label}]" if r.label else ""), highlight=False)
+        console.print(penalty_table(r.summary))
+        console.print(compute_table(r.summary))
+    console.print(f"wrote {len(written)} files to {target}/ (open report.html)", highlight=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -332,14 +522,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        from activews.plugins import load_plugin
+
         for spec in args.plugin:
             load_plugin(spec)
-        return {"bench": cmd_bench, "strategies": cmd_strategies}[args.command](args)
+        commands = {"bench": cmd_bench, "strategies": cmd_strategies, "runs": cmd_runs, "report": cmd_report}
+        return commands[args.command](args)
     except ActivewsError as exc:
         sys.stderr.write(f"activews: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write("activews: interrupted; results already written are intact\n")
+        sys.stderr.write("activews: interrupted; results already stored are intact\n")
         return 130
 
 

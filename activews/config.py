@@ -6,6 +6,8 @@ so a user never learns two vocabularies.
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -13,10 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from activews.errors import ActivewsError, format_validation_error
 from activews.training import TrainConfig
 
-__all__ = ["BenchConfig", "REFERENCE_ARMS"]
+__all__ = ["ArmSpec", "BenchConfig", "REFERENCE_ARMS"]
 
 REFERENCE_ARMS = ("random", "warm")
 """Always run: ``random`` is the accuracy reference, ``warm`` the compute reference."""
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm's strategy: a display ``label``, the registered ``strategy`` name and its ``params``.
+
+    The label is the strategy name, or ``name[key=value,...]`` for a variant from ``param_grid``.
+    """
+
+    label: str
+    strategy: str
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class BenchConfig(BaseModel):
@@ -33,6 +47,11 @@ class BenchConfig(BaseModel):
     stream: str = Field("active", description="passive | active")
     strategies: tuple[str, ...] = Field(("shrink_perturb",), description="strategies besides the reference arms")
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-strategy parameters")
+    param_grid: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict,
+        description="per-strategy parameter lists; each combination becomes its own arm, e.g. "
+        "{'shrink_perturb': {'shrink': [0.2, 0.4]}} -> arms shrink_perturb[shrink=0.2], shrink_perturb[shrink=0.4]",
+    )
     seeds: tuple[int, ...] = Field((0, 1, 2, 3), description="seeds (an int N means 0..N-1)")
     # data
     dataset: str = Field("mnist1d", description="a registered dataset or a path to an .npz file with X and y")
@@ -110,14 +129,23 @@ class BenchConfig(BaseModel):
             raise ActivewsError(
                 DATASETS.unknown_message(self.dataset) + " (or pass a path to an .npz file with arrays X and y)"
             )
-        for name in self.arms:
+        for name in self.strategy_names:
             get_strategy(name)  # raises with close matches
-        for name, values in self.params.items():
-            if name not in self.arms:
-                raise ActivewsError(
-                    f"parameters given for strategy {name!r}, which is not in this run; add --strategy {name}"
-                )
-            get_strategy(name).parse_params(values)
+        for flag, table in (("--param", self.params), ("--sweep", self.param_grid)):
+            for name in table:
+                if name not in self.strategy_names:
+                    raise ActivewsError(
+                        f"{flag} given for strategy {name!r}, which is not in this run; add --strategy {name}"
+                    )
+        for name, values in self.param_grid.items():
+            for key, options in values.items():
+                if not isinstance(options, list) or not options:
+                    raise ActivewsError(f"--sweep {name}.{key}: give a non-empty list of values, e.g. 0.2,0.4")
+        for arm in self.arm_specs:
+            get_strategy(arm.strategy).parse_params(arm.params)
+        labels = [a.label for a in self.arm_specs]
+        if len(set(labels)) != len(labels):
+            raise ActivewsError(f"arms repeat: {labels}; remove duplicate values from --sweep")
         model_params(self.model, self.model_params)
         if self.schedule is not None and self.stream != "passive":
             raise ActivewsError("--schedule applies to the passive stream; use --stream passive or drop --schedule")
@@ -128,9 +156,36 @@ class BenchConfig(BaseModel):
         return self
 
     @property
-    def arms(self) -> list[str]:
+    def strategy_names(self) -> list[str]:
         """The strategies run: the reference arms first, then the requested ones (no duplicates)."""
         return list(dict.fromkeys([*REFERENCE_ARMS, *self.strategies]))
+
+    @property
+    def arm_specs(self) -> list[ArmSpec]:
+        """Every arm: one per strategy, or one per combination of its ``param_grid`` values."""
+        specs = []
+        for name in self.strategy_names:
+            base = dict(self.params.get(name, {}))
+            grid = self.param_grid.get(name, {})
+            if not grid:
+                specs.append(ArmSpec(name, name, base))
+                continue
+            keys = list(grid)
+            for combo in itertools.product(*(grid[k] for k in keys)):
+                label = f"{name}[{','.join(f'{k}={v}' for k, v in zip(keys, combo, strict=True))}]"
+                specs.append(ArmSpec(label, name, base | dict(zip(keys, combo, strict=True))))
+        return specs
+
+    @property
+    def arms(self) -> list[str]:
+        """Labels of every arm, reference arms first."""
+        return [a.label for a in self.arm_specs]
+
+    def arm_spec(self, label: str) -> ArmSpec:
+        for spec in self.arm_specs:
+            if spec.label == label:
+                return spec
+        raise ActivewsError(f"no arm {label!r} in this config; arms: {', '.join(self.arms)}")
 
     @property
     def num_rounds(self) -> int:

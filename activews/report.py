@@ -1,16 +1,24 @@
-"""Rendering results for people: rich tables and matplotlib figures.
+"""Rendering results for people: rich tables, matplotlib figures and a self-contained HTML page.
 
-Nothing here prints: functions return rich renderables or PNG bytes, and the CLI decides where they go.
+Nothing here prints: functions return rich renderables, PNG bytes or HTML text, and the CLI decides
+where they go.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["penalty_table", "compute_table", "strategies_table", "plot_accuracy", "protocol_title", "fmt_ci"]
+__all__ = ["penalty_table", "compute_table", "strategies_table", "figures", "plot_accuracy", "html_report",
+           "protocol_title", "fmt_ci", "FIGURES"]
+
+REFERENCE_STYLE = {"random": dict(ls="--", marker="s"), "warm": dict(ls=":", marker="^")}
+FIGURES = ("accuracy.png", "penalty.png", "compute.png", "frontier.png")
 
 
 def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
@@ -20,7 +28,7 @@ def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str
 
 
 def protocol_title(config: Any) -> str:
-    """One line naming the protocol, e.g. ``active (margin) · mnist1d · mlp · adam · 5 seeds``."""
+    """One line naming the protocol, e.g. ``active (margin), 1000+1000/round · mnist1d · mlp · ...``."""
     if config.stream == "active":
         stream = f"active ({config.acquisition}), {config.initial}+{config.query_size}/round"
     elif config.schedule:
@@ -38,24 +46,24 @@ def penalty_table(
 ) -> Table:
     """Accuracy and penalty per arm (points = percentage points; CIs are 95%, paired by seed)."""
     table = Table(title=title, title_justify="left")
-    table.add_column("strategy", style="bold", no_wrap=True)
+    table.add_column("arm", style="bold", no_wrap=True)
     table.add_column("acc %", justify="right")
     table.add_column("penalty", justify="right")
     table.add_column("95% CI", justify="right", no_wrap=True)
     table.add_column("area pen.", justify="right")
     table.add_column("hit target", justify="right")
     for row in summary:
-        pen = row.get("penalty")
-        ci = row.get("penalty_ci")
+        is_ref = row["arm"] == "random"
+        pen, ci = row.get("penalty"), row.get("penalty_ci")
         style = "red" if ci and ci[0] > 0 else ("green" if ci and ci[1] < 0 else None)
         table.add_row(
-            row["strategy"],
+            escape(row["arm"]),
             f"{row['final_accuracy'] * 100:.1f}",
-            "ref" if row["strategy"] == "random" else ("n/a" if pen is None else f"{pen * 100:+.2f}"),
-            "" if row["strategy"] == "random" else fmt_ci(ci, digits=2),
-            "" if row["strategy"] == "random" or row.get("auc_penalty") is None else f"{row['auc_penalty'] * 100:+.2f}",
+            "ref" if is_ref else ("n/a" if pen is None else f"{pen * 100:+.2f}"),
+            "" if is_ref else fmt_ci(ci, digits=2),
+            "" if is_ref or row.get("auc_penalty") is None else f"{row['auc_penalty'] * 100:+.2f}",
             f"{row['reached_target']:.0%}",
-            style=style,
+            style=None if is_ref else style,
         )
     return table
 
@@ -63,7 +71,7 @@ def penalty_table(
 def compute_table(summary: list[dict[str, Any]], title: str = "Compute vs random (cumulative over rounds)") -> Table:
     """Optimizer steps and training seconds per arm, and their ratios to the random arm."""
     table = Table(title=title, title_justify="left")
-    table.add_column("strategy", style="bold", no_wrap=True)
+    table.add_column("arm", style="bold", no_wrap=True)
     table.add_column("steps", justify="right")
     table.add_column("step ratio", justify="right")
     table.add_column("95% CI", justify="right", no_wrap=True)
@@ -72,10 +80,10 @@ def compute_table(summary: list[dict[str, Any]], title: str = "Compute vs random
     for row in summary:
         ratio = row.get("compute_ratio")
         table.add_row(
-            row["strategy"],
+            escape(row["arm"]),
             f"{row['steps']:,.0f}",
             "n/a" if ratio is None else f"{ratio:.2f}",
-            "" if row["strategy"] == "random" else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
+            "" if row["arm"] == "random" else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
             f"{row['seconds']:.1f}",
             "n/a" if row.get("time_ratio") is None else f"{row['time_ratio']:.2f}",
         )
@@ -89,43 +97,165 @@ def strategies_table(rows: list[dict[str, Any]]) -> Table:
     table.add_column("what it does")
     table.add_column("reference")
     for row in rows:
-        table.add_row(row["name"], row["params"], row["summary"], row["reference"])
+        table.add_row(escape(row["name"]), escape(row["params"]), escape(row["summary"]), escape(row["reference"]))
     return table
 
 
-def plot_accuracy(result: Any) -> bytes:
-    """PNG: test accuracy per round with 95% CI bands (left) and penalty vs random per round (right)."""
+# -------------------------------------------------------------------------------------------- figures
+
+
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_acc, ax_pen) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _style(arm: str, i: int) -> dict[str, Any]:
+    return {"color": f"C{i}", "ms": 4, **REFERENCE_STYLE.get(arm, dict(ls="-", marker="o"))}
+
+
+def _band(ax, x, ci_rows, scale, color) -> None:
+    if ci_rows and all(ci is not None for ci in ci_rows):
+        ax.fill_between(x, [c[0] * scale for c in ci_rows], [c[1] * scale for c in ci_rows], color=color,
+                        alpha=0.15, lw=0)
+
+
+def _per_round_figure(result: Any, key: str, ylabel: str, title: str, skip_random: bool = False) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), constrained_layout=True)
     for i, row in enumerate(result.summary):
-        color = f"C{i}"
+        if skip_random and row["arm"] == "random":
+            continue
         pr = row["per_round"]
         x = [p["n_labeled"] for p in pr]
-        acc = [p["accuracy"] * 100 for p in pr]
-        style = "--" if row["strategy"] in ("random", "warm") else "-"
-        ax_acc.plot(x, acc, style, marker="o", ms=3, color=color, label=row["strategy"])
-        if all(p["accuracy_ci"] for p in pr):
-            ax_acc.fill_between(x, [p["accuracy_ci"][0] * 100 for p in pr], [p["accuracy_ci"][1] * 100 for p in pr],
-                                color=color, alpha=0.15, lw=0)
-        if row["strategy"] != "random":
-            pen = [p["penalty"] * 100 for p in pr]
-            ax_pen.plot(x, pen, style, marker="o", ms=3, color=color, label=row["strategy"])
-            if all(p["penalty_ci"] for p in pr):
-                ax_pen.fill_between(x, [p["penalty_ci"][0] * 100 for p in pr],
-                                    [p["penalty_ci"][1] * 100 for p in pr], color=color, alpha=0.15, lw=0)
-    ax_pen.axhline(0, color="black", lw=0.8)
-    ax_acc.set(xlabel="labeled examples", ylabel="test accuracy (%)", title="Accuracy per round (95% CI)")
-    ax_pen.set(xlabel="labeled examples", ylabel="penalty vs random (accuracy points)",
-               title="Warm-start penalty per round (95% CI; > 0 is worse than random)")
-    for ax in (ax_acc, ax_pen):
+        st = _style(row["arm"], i)
+        ax.plot(x, [p[key] * 100 for p in pr], label=row["arm"], **st)
+        _band(ax, x, [p[f"{key}_ci"] for p in pr], 100, st["color"])
+    if skip_random:
+        ax.axhline(0, color="black", lw=0.8)
+    ax.set(xlabel="labeled examples", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(protocol_title(result.config), fontsize=8)
+    return _png(fig)
+
+
+def _compute_figure(result: Any) -> bytes:
+    plt = _plt()
+    fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    for i, row in enumerate(result.summary):
+        pr = row["per_round"]
+        x = [p["n_labeled"] for p in pr]
+        st = _style(row["arm"], i)
+        ax_s.plot(x, [p["steps"] for p in pr], label=row["arm"], **st)
+        ax_t.plot(x, [p["seconds"] for p in pr], label=row["arm"], **st)
+    ax_s.set(xlabel="labeled examples", ylabel="optimizer steps in the round", title="Training steps per round")
+    ax_t.set(xlabel="labeled examples", ylabel="training wall time in the round (s)", title="Training time per round")
+    for ax in (ax_s, ax_t):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(protocol_title(result.config), fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    fig.suptitle(protocol_title(result.config) + " (means over seeds)", fontsize=8)
+    return _png(fig)
+
+
+def _frontier_figure(result: Any) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    for i, row in enumerate(result.summary):
+        st = _style(row["arm"], i)
+        ci = row.get("final_accuracy_ci")
+        yerr = None if ci is None else [[(row["final_accuracy"] - ci[0]) * 100], [(ci[1] - row["final_accuracy"]) * 100]]
+        ax.errorbar([row["steps"]], [row["final_accuracy"] * 100], yerr=yerr, fmt=st["marker"], color=st["color"],
+                    ms=8 if row["arm"] in REFERENCE_STYLE else 6, capsize=3,
+                    label=row["arm"] + (" (reference)" if row["arm"] in REFERENCE_STYLE else ""))
+        ax.annotate(row["arm"], (row["steps"], row["final_accuracy"] * 100), fontsize=7,
+                    xytext=(5, 4), textcoords="offset points")
+    ax.set(xlabel="cumulative optimizer steps over all rounds (mean per seed)", ylabel="final test accuracy (%)",
+           title="Accuracy vs compute (up and left is better; bars: 95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(protocol_title(result.config), fontsize=8)
+    return _png(fig)
+
+
+def figures(result: Any) -> dict[str, bytes]:
+    """The report's PNG figures of one :class:`~activews.bench.BenchResult`, by file name."""
+    return {
+        "accuracy.png": _per_round_figure(result, "accuracy", "test accuracy (%)",
+                                          "Test accuracy per round (mean, 95% CI band)"),
+        "penalty.png": _per_round_figure(result, "penalty", "penalty vs random (accuracy points)",
+                                         "Warm-start penalty per round (> 0: worse than random; 95% CI)",
+                                         skip_random=True),
+        "compute.png": _compute_figure(result),
+        "frontier.png": _frontier_figure(result),
+    }
+
+
+def plot_accuracy(result: Any) -> bytes:
+    """PNG of test accuracy per round with 95% CI bands per arm."""
+    return figures(result)["accuracy.png"]
+
+
+# ----------------------------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1150px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{padding:.3em .7em;border-bottom:1px solid #eee}
+th{text-align:left;background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.bad{color:#b00}.good{color:#070}img{max-width:100%;margin:.5em 0}.meta{color:#666;font-size:.85em}
+"""
+
+
+def _td(text: str, cls: str = "n") -> str:
+    return f'<td class="{cls}">{html.escape(text)}</td>'
+
+
+def _summary_html(summary: list[dict[str, Any]]) -> str:
+    head = ("<tr><th>arm</th><th>final acc %</th><th>penalty (pts)</th><th>95% CI</th><th>area penalty</th>"
+            "<th>step ratio</th><th>time ratio</th><th>steps</th><th>train s</th><th>hit target</th></tr>")
+    rows = []
+    for r in summary:
+        ref = r["arm"] == "random"
+        ci = r.get("penalty_ci")
+        cls = "bad" if ci and ci[0] > 0 and not ref else ("good" if ci and ci[1] < 0 and not ref else "")
+        rows.append(
+            f'<tr class="{cls}"><td><b>{html.escape(r["arm"])}</b></td>'
+            + _td(f"{r['final_accuracy'] * 100:.2f}")
+            + _td("ref" if ref else ("n/a" if r.get("penalty") is None else f"{r['penalty'] * 100:+.2f}"))
+            + _td("" if ref else fmt_ci(ci, digits=2))
+            + _td("" if ref or r.get("auc_penalty") is None else f"{r['auc_penalty'] * 100:+.2f}")
+            + _td("n/a" if r.get("compute_ratio") is None else f"{r['compute_ratio']:.2f}")
+            + _td("n/a" if r.get("time_ratio") is None else f"{r['time_ratio']:.2f}")
+            + _td(f"{r['steps']:,.0f}") + _td(f"{r['seconds']:.1f}") + _td(f"{r['reached_target']:.0%}")
+            + "</tr>"
+        )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def html_report(results: list[Any], figs: list[dict[str, bytes]], title: str = "activews run") -> str:
+    """One self-contained HTML page (figures embedded as data URIs) for one or more experiments."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+             "<p class='meta'>Penalty = accuracy of the <code>random</code> arm minus the arm's, paired by seed; "
+             "ratios are cumulative optimizer steps (and training seconds) divided by <code>random</code>'s. "
+             "CIs are 95% Student-t over seeds.</p>"]
+    for result, fig in zip(results, figs, strict=True):
+        name = f"Experiment {result.label}" if result.label else "Results"
+        parts.append(f"<h2>{html.escape(name)}</h2><p class='meta'>{html.escape(protocol_title(result.config))}</p>")
+        parts.append(_summary_html(result.summary))
+        for fname, png in fig.items():
+            data = base64.b64encode(png).decode()
+            parts.append(f"<img alt='{html.escape(fname)}' src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -18,13 +18,10 @@ from typing import Any
 from activews.errors import ActivewsError
 
 __all__ = ["prepare_output_dir", "check_writable_file", "atomic_write", "write_run_folder", "to_jsonable",
-           "RUN_MARKER"]
-
-RUN_MARKER = "config.json"
-"""A folder holding this file holds a run."""
+           "records_csv"]
 
 RECORD_FIELDS = [
-    "strategy", "seed", "round", "n_labeled", "n_new", "test_accuracy", "test_loss", "train_accuracy",
+    "experiment", "arm", "strategy", "seed", "round", "n_labeled", "n_new", "test_accuracy", "test_loss", "train_accuracy",
     "train_loss", "stop_reason", "steps", "epochs", "seconds", "init_seconds", "select_seconds",
     "cumulative_steps", "cumulative_seconds",
 ]
@@ -69,14 +66,14 @@ def prepare_output_dir(folder: str | Path) -> Path:
     """Create ``folder`` (or accept an empty existing one) and check it can be written, before any work.
 
     Raises:
-        ActivewsError: if it is a file, already holds a run, or cannot be written.
+        ActivewsError: if it is a file, is a non-empty folder, or cannot be written.
     """
     folder = Path(folder)
     fix = "choose another --output folder"
     if folder.exists() and not folder.is_dir():
         raise ActivewsError(f"output {str(folder)!r} is a file, not a folder; {fix}")
-    if (folder / RUN_MARKER).exists():
-        raise ActivewsError(f"output folder {str(folder)!r} already holds a run; {fix} or remove it")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise ActivewsError(f"output folder {str(folder)!r} is not empty and holds no activews run; {fix}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -99,34 +96,42 @@ def check_writable_file(path: str | Path, flag: str = "--json") -> Path:
 
 def records_csv(records: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    extra = sorted({k for r in records for k in r} - set(RECORD_FIELDS))
-    writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS + extra, lineterminator="\n")
+    present = list(dict.fromkeys(k for r in records for k in r))  # first-seen order
+    fields = [f for f in RECORD_FIELDS if f in present] + [f for f in present if f not in RECORD_FIELDS]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
     return buf.getvalue()
 
 
-def write_run_folder(result: Any, folder: str | Path, *, plot: bool = True) -> dict[str, Path]:
-    """Write config, records (CSV and JSON), summary and the accuracy plot of ``result`` into ``folder``.
+def write_run_folder(results: list[Any], folder: str | Path, *, plot: bool = True) -> list[Path]:
+    """Write records (CSV, JSON), the summary, figures and ``report.html`` of a run into ``folder``.
 
-    ``config.json`` is written last: a folder holding it holds a complete run.
+    A single experiment's figures go into the folder itself; a sweep's into ``e<i>/`` per experiment.
+    Everything here can be regenerated from the store with ``activews report``.
     """
-    folder = Path(folder)
-    written: dict[str, Path] = {}
-    summary = to_jsonable(result.to_dict())
-    for name, data in (
-        ("records.csv", records_csv(result.records)),
-        ("records.json", json.dumps(to_jsonable(result.records), indent=1)),
-        ("summary.json", json.dumps(summary, indent=2)),
-    ):
-        atomic_write(folder / name, data)
-        written[name] = folder / name
-    if plot:
-        from activews.report import plot_accuracy
+    from activews.report import figures, html_report
 
-        png = folder / "accuracy.png"
-        atomic_write(png, plot_accuracy(result))
-        written["accuracy.png"] = png
-    atomic_write(folder / RUN_MARKER, json.dumps(result.config.model_dump(mode="json"), indent=2))
-    written[RUN_MARKER] = folder / RUN_MARKER
+    folder = Path(folder)
+    written: list[Path] = []
+
+    def put(path: Path, data: str | bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+        written.append(path)
+
+    sweep = len(results) > 1
+    records = [({"experiment": r.label} if sweep else {}) | rec for r in results for rec in r.records]
+    put(folder / "records.csv", records_csv(records))
+    put(folder / "records.json", json.dumps(to_jsonable(records), indent=1))
+    summary = [r.to_dict() for r in results] if sweep else results[0].to_dict()
+    put(folder / "summary.json", json.dumps(to_jsonable(summary), indent=2))
+    if plot:
+        all_figs = []
+        for i, result in enumerate(results):
+            figs = figures(result)
+            all_figs.append(figs)
+            for name, png in figs.items():
+                put(folder / (f"e{i}" if sweep else "") / name, png)
+        put(folder / "report.html", html_report(results, all_figs, title=f"activews run {folder.name}"))
     return written

@@ -112,6 +112,19 @@ class InitStrategy:
         """
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """State the strategy carries across rounds (saved in checkpoints); stateless strategies return {}.
+
+        Values must be tensors, numbers, strings, lists or dicts of those (loadable with
+        ``torch.load(weights_only=True)``).
+        """
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (on resume)."""
+        if state:
+            raise ActivewsError(f"{self.label()} is stateless but its checkpoint holds state {sorted(state)}")
+
     def describe(self) -> str:
         """One line: name and parameter values."""
         values = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items())

@@ -1,0 +1,270 @@
+"""One arm: a strategy run through the whole stream for one seed, resumable from per-round checkpoints.
+
+Arms with the same seed share the train/test split, the round-0 model draw, the round-0 labeled set
+and (for passive streams) the arrival order, so their differences are paired. In active streams each
+arm selects its own examples with its own model, so arms see different data from round 1 on.
+
+After every finished round the arm can save a checkpoint (model weights, labeled set, every random
+generator's state, optimizer and strategy state, the records so far). Resuming from it continues with
+exactly the numbers an uninterrupted run would have produced (on CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from activews.config import ArmSpec, BenchConfig
+from activews.data import Dataset, load_dataset
+from activews.errors import ActivewsError
+from activews.models import build_model, model_params
+from activews.strategies import InitContext, make_strategy
+from activews.streams import STREAMS, Round, Stream
+from activews.training import TrainConfig, evaluate, make_optimizer, predict_proba, train_to_criterion
+
+__all__ = ["ProgressEvent", "run_arm", "derive_seed", "resolve_device", "make_stream", "load_bench_dataset",
+           "check_fits", "CHECKPOINT_VERSION"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+# Independent random streams derived from one seed; the numbers only name the purpose.
+_MODEL0, _STREAM, _TRAIN, _INIT = 0, 1, 2, 3
+
+
+def derive_seed(seed: int, purpose: int) -> int:
+    """A 63-bit seed for ``purpose`` derived from the arm seed (independent streams, reproducible)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, purpose]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def _generator(seed: int, purpose: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, purpose))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; a clear error if a requested device is missing."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ActivewsError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ActivewsError("device 'mps' requested but MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Reported to a ``progress`` callback.
+
+    ``kind`` is ``"arm_start"``, ``"round_end"`` (``record`` holds the round's row) or ``"arm_end"``.
+    ``strategy`` is the arm's label (the strategy name, or ``name[key=value]`` for a sweep variant).
+    """
+
+    kind: str
+    strategy: str
+    seed: int
+    round: int
+    num_rounds: int
+    record: dict[str, Any] | None = None
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
+    """The configured stream over a pool of ``pool_size`` examples."""
+    cls = STREAMS.get(config.stream)
+    if config.stream == "passive":
+        return cls(pool_size, gen, initial=config.initial, query_size=config.query_size,
+                   rounds=config.rounds, schedule=config.schedule)
+    if config.stream == "active":
+        return cls(pool_size, gen, initial=config.initial, query_size=config.query_size,
+                   rounds=config.rounds, acquisition=config.acquisition, score_batch=config.score_batch)
+    return cls(pool_size, gen)
+
+
+def load_bench_dataset(config: BenchConfig) -> Dataset:
+    return load_dataset(config.dataset, n_examples=config.n_examples,
+                        test_fraction=config.test_fraction, split_seed=config.split_seed)
+
+
+def check_fits(config: BenchConfig, dataset: Dataset) -> None:
+    """Fail before training if the stream does not fit the dataset (sizes, schedule)."""
+    make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+
+
+def _optimizer_for(model: nn.Module, previous: torch.optim.Optimizer | None, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """A new optimizer each round (the paper's protocol) unless ``keep_optimizer_state`` is set."""
+    fresh = make_optimizer(model, cfg)
+    if cfg.keep_optimizer_state and previous is not None:
+        # Parameters may be new tensors (e.g. a fresh model); the state maps by position.
+        fresh.load_state_dict(previous.state_dict())
+    return fresh
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: start the arm over rather than trust it
+        log.warning("ignoring unreadable checkpoint %s (%s); the arm restarts from round 0", path, exc)
+        return None
+    if state.get("version") != CHECKPOINT_VERSION:
+        log.warning("ignoring checkpoint %s of another version", path)
+        return None
+    return state
+
+
+def run_arm(
+    config: BenchConfig,
+    dataset: Dataset,
+    strategy: str | ArmSpec,
+    seed: int,
+    *,
+    progress: ProgressFn | None = None,
+    checkpoint: str | Path | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run one arm through the whole stream for one seed; one record per round.
+
+    Args:
+        config: the bench configuration (stream, model, training).
+        dataset: the data (see :func:`load_bench_dataset`).
+        strategy: an arm label of ``config`` (e.g. ``"warm"``) or an :class:`ArmSpec`.
+        seed: the arm's seed.
+        progress: receives :class:`ProgressEvent` s.
+        checkpoint: a file path; if it exists the arm resumes after its last finished round, and a
+            checkpoint is written there after every round.
+        on_record: called with each new round's record, after its checkpoint is written.
+
+    Returns:
+        All of the arm's records, restored ones included, in round order.
+    """
+    spec = strategy if isinstance(strategy, ArmSpec) else config.arm_spec(strategy)
+    device = resolve_device(config.device)
+    strat = make_strategy(spec.strategy, spec.params)
+    mparams = model_params(config.model, config.model_params)
+    train_cfg = config.train
+    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
+    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+
+    stream_gen, train_gen, init_gen = _generator(seed, _STREAM), _generator(seed, _TRAIN), _generator(seed, _INIT)
+    stream = make_stream(config, len(y_train), stream_gen)
+
+    def fresh_model() -> nn.Module:
+        draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
+        return build_model(config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device)
+
+    model = build_model(config.model, dataset.input_shape, dataset.num_classes, mparams,
+                        seed=derive_seed(seed, _MODEL0), device=device)
+    initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    optimizer: torch.optim.Optimizer | None = None
+    records: list[dict[str, Any]] = []
+    prev: Round | None = None
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    saved = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        for gen, key in ((stream_gen, "gen_stream"), (train_gen, "gen_train"), (init_gen, "gen_init")):
+            gen.set_state(saved[key])
+        strat.load_state_dict(saved["strategy"])
+        records = list(saved["records"])
+        prev = Round(int(saved["round"]), saved["labeled"], saved["new"])
+        if saved["optimizer"] is not None:
+            optimizer = make_optimizer(model, train_cfg)
+            optimizer.load_state_dict(saved["optimizer"])
+        log.info("%s seed %d: resumed after round %d", spec.label, seed, prev.index)
+
+    if progress:
+        progress(ProgressEvent("arm_start", spec.label, seed, len(records), stream.num_rounds))
+    cum_steps = records[-1]["cumulative_steps"] if records else 0
+    cum_seconds = records[-1]["cumulative_seconds"] if records else 0.0
+    for r in range(len(records), stream.num_rounds):
+        t_select = time.perf_counter()
+        if prev is None:
+            rnd = stream.first()
+        else:
+            current = model
+            rnd = stream.next(prev, lambda idx, m=current: predict_proba(m, x_train[idx.to(device)],
+                                                                          train_cfg.eval_batch_size))
+        select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
+        labeled = rnd.labeled.to(device)
+        x_l, y_l = x_train[labeled], y_train[labeled]
+        t_init = time.perf_counter()
+        if r > 0:
+            ctx = InitContext(r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device))
+            model = strat.init_round(model, ctx)
+            if not isinstance(model, nn.Module):
+                raise ActivewsError(
+                    f"strategy {spec.strategy!r}: init_round returned {type(model).__name__}, expected nn.Module"
+                )
+        init_seconds = time.perf_counter() - t_init
+        optimizer = _optimizer_for(model, optimizer, train_cfg)
+        stats, optimizer = train_to_criterion(model, x_l, y_l, train_cfg, train_gen, optimizer=optimizer)
+        test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
+        cum_steps += stats.steps
+        cum_seconds += stats.seconds
+        record = {
+            "arm": spec.label,
+            "strategy": spec.strategy,
+            "seed": seed,
+            "round": r,
+            "n_labeled": rnd.n_labeled,
+            "n_new": rnd.n_new,
+            "test_accuracy": test_acc,
+            "test_loss": test_loss,
+            "train_accuracy": stats.train_accuracy,
+            "train_loss": stats.train_loss,
+            "stop_reason": stats.stop_reason,
+            "steps": stats.steps,
+            "epochs": stats.epochs,
+            "seconds": stats.seconds,
+            "init_seconds": init_seconds,
+            "select_seconds": select_seconds,
+            "cumulative_steps": cum_steps,
+            "cumulative_seconds": cum_seconds,
+        }
+        records.append(record)
+        prev = rnd
+        if ckpt_path is not None:
+            _save_checkpoint(ckpt_path, {
+                "version": CHECKPOINT_VERSION,
+                "arm": spec.label,
+                "seed": seed,
+                "round": r,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict() if train_cfg.keep_optimizer_state else None,
+                "labeled": rnd.labeled.cpu(),
+                "new": rnd.new.cpu(),
+                "gen_stream": stream_gen.get_state(),
+                "gen_train": train_gen.get_state(),
+                "gen_init": init_gen.get_state(),
+                "strategy": strat.state_dict(),
+                "records": records,
+            })
+        if on_record is not None:
+            on_record(record)
+        log.info("%s seed %d round %d: acc %.4f, %d steps", spec.label, seed, r, test_acc, stats.steps)
+        if progress:
+            progress(ProgressEvent("round_end", spec.label, seed, r, stream.num_rounds, record))
+    if progress:
+        progress(ProgressEvent("arm_end", spec.label, seed, stream.num_rounds - 1, stream.num_rounds))
+    return records

@@ -1,0 +1,237 @@
+"""Running cells (experiment x arm x seed) one after another, in local processes, or as Ray tasks.
+
+Every executor runs the same function, :func:`run_cell`, which resumes the cell from its checkpoint,
+commits each finished round to the run store and marks the cell done. Results are therefore the same
+whichever executor ran them. Progress of cells running elsewhere is read back from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from activews.arm import ProgressEvent, ProgressFn, load_bench_dataset, run_arm
+from activews.config import BenchConfig
+from activews.data import Dataset
+from activews.errors import ActivewsError
+from activews.plugins import load_plugin, loaded_plugins
+from activews.store import RunStore
+
+__all__ = ["Cell", "run_cell", "execute_cells", "checkpoint_path", "EXECUTORS"]
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One arm of one experiment for one seed."""
+
+    experiment: int
+    arm: str
+    seed: int
+
+
+def checkpoint_path(folder: Path, cell: Cell) -> Path:
+    """``checkpoints/e<experiment>-<arm>-s<seed>.pt`` (arm labels are made file-safe)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", cell.arm).strip("_")
+    if safe != cell.arm:
+        safe += "-" + hashlib.sha1(cell.arm.encode()).hexdigest()[:8]
+    return folder / "checkpoints" / f"e{cell.experiment}-{safe}-s{cell.seed}.pt"
+
+
+_DATASETS: dict[str, Dataset] = {}
+
+
+def _dataset_for(config: BenchConfig) -> Dataset:
+    """Load (once per process) the dataset a config names."""
+    key = repr((config.dataset, config.n_examples, config.test_fraction, config.split_seed))
+    if key not in _DATASETS:
+        _DATASETS[key] = load_bench_dataset(config)
+    return _DATASETS[key]
+
+
+def run_cell(
+    folder: str | Path,
+    cell: Cell,
+    config: BenchConfig,
+    dataset: Dataset | None = None,
+    progress: ProgressFn | None = None,
+) -> int:
+    """Run (or resume) one cell, committing every round to the store in ``folder``; returns rounds run."""
+    folder = Path(folder)
+    store = RunStore(folder)
+    try:
+        ckpt = checkpoint_path(folder, cell)
+        ckpt.parent.mkdir(exist_ok=True)
+        records = run_arm(
+            config, dataset if dataset is not None else _dataset_for(config), cell.arm, cell.seed,
+            progress=progress, checkpoint=ckpt,
+            on_record=lambda rec: store.commit_round(cell.experiment, rec),
+        )
+        # A crash between a checkpoint and its commit leaves rounds only in the checkpoint: commit them.
+        if store.done_rounds(cell.experiment, cell.arm, cell.seed) < len(records):
+            for rec in records:
+                store.commit_round(cell.experiment, rec)
+        store.mark_done(cell.experiment, cell.arm, cell.seed)
+        ckpt.unlink(missing_ok=True)
+        return len(records)
+    finally:
+        store.close()
+
+
+def _init_worker(plugins: Sequence[str], threads: int) -> None:
+    torch.set_num_threads(threads)
+    for spec in plugins:
+        load_plugin(spec)
+
+
+def _worker_cell(folder: str, cell: Cell, config_json: dict[str, Any], dataset: Dataset | None) -> int:
+    return run_cell(folder, cell, BenchConfig.model_validate(config_json), dataset)
+
+
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class _StorePoller:
+    """Turns rows newly committed by other processes into progress events."""
+
+    def __init__(self, folder: Path, progress: ProgressFn | None, num_rounds: dict[int, int]) -> None:
+        self.store = RunStore(folder) if progress else None
+        self.progress, self.num_rounds = progress, num_rounds
+        self.seq = self.store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0] if self.store else 0
+        self.started: set[tuple[int, str, int]] = set()
+
+    def poll(self) -> None:
+        if not self.store or not self.progress:
+            return
+        for rec in self.store.records(since_seq=self.seq):
+            self.seq = rec["seq"]
+            key = (rec["experiment"], rec["arm"], rec["seed"])
+            n = self.num_rounds[rec["experiment"]]
+            if key not in self.started:
+                self.started.add(key)
+                self.progress(ProgressEvent("arm_start", rec["arm"], rec["seed"], rec["round"], n))
+            self.progress(ProgressEvent("round_end", rec["arm"], rec["seed"], rec["round"], n, rec))
+            if rec["round"] == n - 1:
+                self.progress(ProgressEvent("arm_end", rec["arm"], rec["seed"], rec["round"], n))
+
+    def close(self) -> None:
+        if self.store:
+            self.store.close()
+
+
+def execute_cells(
+    folder: Path,
+    cells: Sequence[Cell],
+    configs: dict[int, BenchConfig],
+    *,
+    datasets: dict[int, Dataset] | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    progress: ProgressFn | None = None,
+) -> None:
+    """Run ``cells`` with the chosen executor; every round lands in the store in ``folder``."""
+    datasets = datasets or {}
+    if workers < 1:
+        raise ActivewsError(f"--workers must be >= 1, got {workers}")
+    if executor not in EXECUTORS:
+        raise ActivewsError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    if not cells:
+        return
+    if executor == "local" and workers == 1:
+        for cell in cells:
+            run_cell(folder, cell, configs[cell.experiment], datasets.get(cell.experiment), progress)
+        return
+    # Cheapest last: warm arms train far fewer steps, so they fill the gaps at the end (better balance).
+    cells = sorted(cells, key=lambda c: c.arm == "warm")
+    num_rounds = {e: c.num_rounds for e, c in configs.items()}
+    poller = _StorePoller(folder, progress, num_rounds)
+    try:
+        if executor == "ray":
+            _execute_ray(folder, cells, configs, datasets, workers, address, poller)
+        else:
+            _execute_pool(folder, cells, configs, datasets, workers, poller)
+        poller.poll()
+    finally:
+        poller.close()
+
+
+def _execute_pool(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchConfig],
+                  datasets: dict[int, Dataset], workers: int, poller: _StorePoller) -> None:
+    import multiprocessing
+
+    # spawn, not fork: forking a process that already ran torch's thread pools can deadlock.
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=ctx, initializer=_init_worker,
+                               initargs=(loaded_plugins(), _threads_per_worker(workers)))
+    try:
+        futures = [
+            pool.submit(_worker_cell, str(folder), cell, configs[cell.experiment].model_dump(mode="json"),
+                        datasets.get(cell.experiment))
+            for cell in cells
+        ]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            poller.poll()
+            for fut in done:
+                fut.result()  # re-raise a worker's error here
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _execute_ray(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchConfig],
+                 datasets: dict[int, Dataset], workers: int, address: str | None, poller: _StorePoller) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_ray_cell)
+        plugins = loaded_plugins()
+        threads = 1 if address else _threads_per_worker(workers)
+        refs = [
+            remote.remote(str(folder), cell, configs[cell.experiment].model_dump(mode="json"),
+                          datasets.get(cell.experiment), plugins, threads)
+            for cell in cells
+        ]
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+            poller.poll()
+            ray.get(done)  # re-raise a task's error here
+    except BaseException:
+        for ref in locals().get("pending", []):
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_cell(folder: str, cell: Cell, config_json: dict[str, Any], dataset: Dataset | None,
+              plugins: list[str], threads: int) -> int:
+    _init_worker(plugins, threads)
+    return _worker_cell(folder, cell, config_json, dataset)
+

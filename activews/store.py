@@ -1,0 +1,197 @@
+"""The run store: every finished round of every arm, committed to SQLite in the run folder.
+
+One file, ``store.sqlite``, per run folder, opened in write-ahead-log mode with ``synchronous=FULL``:
+a process killed at any moment (``kill -9``) loses at most the round in flight and never leaves the
+store half-written. The schema is documented in ``docs/store.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from activews.errors import ActivewsError
+
+__all__ = ["RunStore", "STORE_FILE", "SCHEMA_VERSION", "is_run_folder"]
+
+STORE_FILE = "store.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment INTEGER PRIMARY KEY,
+    label      TEXT NOT NULL,
+    config     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cells (
+    experiment  INTEGER NOT NULL REFERENCES experiments(experiment),
+    arm         TEXT NOT NULL,
+    seed        INTEGER NOT NULL,
+    strategy    TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done')),
+    rounds_done INTEGER NOT NULL DEFAULT 0,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (experiment, arm, seed)
+);
+CREATE TABLE IF NOT EXISTS records (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment    INTEGER NOT NULL,
+    arm           TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    round         INTEGER NOT NULL,
+    test_accuracy REAL NOT NULL,
+    steps         INTEGER NOT NULL,
+    seconds       REAL NOT NULL,
+    data          TEXT NOT NULL,
+    committed_at  REAL NOT NULL,
+    UNIQUE (experiment, arm, seed, round)
+);
+"""
+
+
+def is_run_folder(folder: str | Path) -> bool:
+    return (Path(folder) / STORE_FILE).is_file()
+
+
+class RunStore:
+    """Access to one run folder's SQLite store (one connection per process)."""
+
+    def __init__(self, folder: str | Path, *, create: bool = False) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / STORE_FILE
+        if not create and not self.path.is_file():
+            raise ActivewsError(f"{str(self.folder)!r} is not an activews run folder (no {STORE_FILE})")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            if create:
+                self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ActivewsError(f"cannot open run store {str(self.path)!r}: {exc}") from None
+
+    # ---------------------------------------------------------------------------------------- helpers
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE ... COMMIT`` (rolled back on any error)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------- writing
+    def initialize(self, run_config: dict[str, Any], experiments: list[tuple[str, dict[str, Any]]],
+                   cells: list[tuple[int, str, int, str, dict[str, Any]]]) -> None:
+        """Write the run's config, its experiments and its cells (all pending), once."""
+        from activews import __version__
+
+        now = time.time()
+        with self.transaction() as c:
+            c.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("activews_version", __version__),
+                ("created_at", str(now)),
+                ("config", json.dumps(run_config, sort_keys=True)),
+            ])
+            c.executemany("INSERT INTO experiments (experiment, label, config) VALUES (?, ?, ?)",
+                          [(i, label, json.dumps(cfg, sort_keys=True)) for i, (label, cfg) in enumerate(experiments)])
+            c.executemany(
+                "INSERT INTO cells (experiment, arm, seed, strategy, params, status, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                [(e, arm, seed, strat, json.dumps(params, sort_keys=True), now) for e, arm, seed, strat, params in cells],
+            )
+
+    def commit_round(self, experiment: int, record: dict[str, Any]) -> None:
+        """Commit one finished round (idempotent: a re-run round replaces its earlier row)."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO records (experiment, arm, seed, round, test_accuracy, steps, seconds, data, "
+                "committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (experiment, record["arm"], record["seed"], record["round"], record["test_accuracy"],
+                 record["steps"], record["seconds"], json.dumps(record), time.time()),
+            )
+            c.execute(
+                "UPDATE cells SET status = 'running', rounds_done = MAX(rounds_done, ?), updated_at = ? "
+                "WHERE experiment = ? AND arm = ? AND seed = ? AND status != 'done'",
+                (record["round"] + 1, time.time(), experiment, record["arm"], record["seed"]),
+            )
+
+    def mark_done(self, experiment: int, arm: str, seed: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE cells SET status = 'done', updated_at = ? WHERE experiment = ? AND arm = ? AND seed = ?",
+                      (time.time(), experiment, arm, seed))
+
+    # ---------------------------------------------------------------------------------------- reading
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def run_config(self) -> dict[str, Any]:
+        value = self.meta().get("config")
+        if value is None:
+            raise ActivewsError(f"run store {str(self.path)!r} has no config; the run was never started")
+        return json.loads(value)
+
+    def experiments(self) -> list[tuple[int, str, dict[str, Any]]]:
+        rows = self.conn.execute("SELECT experiment, label, config FROM experiments ORDER BY experiment").fetchall()
+        return [(e, label, json.loads(cfg)) for e, label, cfg in rows]
+
+    def cells(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT experiment, arm, seed, strategy, params, status, rounds_done FROM cells "
+            "ORDER BY experiment, seed, rowid")
+        return [
+            {"experiment": e, "arm": a, "seed": s, "strategy": st, "params": json.loads(p), "status": status,
+             "rounds_done": done}
+            for e, a, s, st, p, status, done in cur.fetchall()
+        ]
+
+    def records(self, experiment: int | None = None, since_seq: int = 0) -> list[dict[str, Any]]:
+        """Committed rounds (optionally of one experiment, or newer than ``since_seq``), in commit order.
+
+        Each dict is the record as the trainer produced it, plus ``experiment`` and ``seq``.
+        """
+        query = "SELECT seq, experiment, data FROM records WHERE seq > ?"
+        args: list[Any] = [since_seq]
+        if experiment is not None:
+            query += " AND experiment = ?"
+            args.append(experiment)
+        rows = self.conn.execute(query + " ORDER BY seq", args).fetchall()
+        return [json.loads(data) | {"experiment": e, "seq": seq} for seq, e, data in rows]
+
+    def done_rounds(self, experiment: int, arm: str, seed: int) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM records WHERE experiment = ? AND arm = ? AND seed = ?", (experiment, arm, seed)
+        ).fetchone()
+        return int(row[0])
+
+    def progress(self) -> tuple[int, int]:
+        """``(cells done, cells total)``."""
+        done, total = self.conn.execute(
+            "SELECT SUM(status = 'done'), COUNT(*) FROM cells").fetchone()
+        return int(done or 0), int(total or 0)
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

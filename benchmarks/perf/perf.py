@@ -1,0 +1,168 @@
+"""Performance checks for activews, side by side in one run (see docs/performance.md).
+
+    python benchmarks/perf/perf.py                 # all three measurements
+    python benchmarks/perf/perf.py --only epoch    # one of: epoch, scoring, workers
+
+1. epoch:   one training epoch of the activews learner vs a minimal hand-written PyTorch loop over the same
+            in-memory tensors, and vs a DataLoader(TensorDataset) loop. Target: activews <= 1.05x minimal.
+2. scoring: acquisition scores for a pool of 1,000,000 MNIST-1D-sized examples through ActiveStream.scores
+            vs the bare batched forward pass. Target: <= 1.2x, and peak memory that does not grow with the
+            pool beyond the score vector.
+3. workers: the default bench with --workers 2 vs --workers 1. Target: >= 1.7x on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from activews.models import build_model
+from activews.streams import ActiveStream
+from activews.training import TrainConfig, make_optimizer, predict_proba, train_to_criterion
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_epoch(n: int = 7000, repeats: int = 7) -> dict:
+    """Seconds per epoch (median of interleaved repeats) for the three loops, same model and optimizer."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 40, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+    cfg = TrainConfig(max_epochs=1, target_accuracy=1.0)
+    model = build_model("mlp", (40,), 10, seed=0)
+
+    def activews_epoch():
+        train_to_criterion(model, x, y, cfg, torch.Generator().manual_seed(1), optimizer=opt)
+
+    def minimal_epoch():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=cfg.batch_size,
+                                         shuffle=True, generator=torch.Generator().manual_seed(1))
+
+    def dataloader_epoch():
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    opt = make_optimizer(model, cfg)  # the same (fused) Adam for every loop
+    fns = {"minimal": minimal_epoch, "activews": activews_epoch, "dataloader": dataloader_epoch}
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()  # warm-up
+    for _ in range(repeats):  # interleaved, so drift on a shared machine hits all loops alike
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "examples": n, "batch_size": cfg.batch_size, "repeats": repeats, "seconds": med,
+        "activews_vs_minimal": med["activews"] / med["minimal"],
+        "dataloader_vs_minimal": med["dataloader"] / med["minimal"],
+        "target": "activews_vs_minimal <= 1.05",
+    }
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_scoring(pool: int = 1_000_000, batch: int = 8192, repeats: int = 3) -> dict:
+    """Scoring a pool through the active stream vs a bare forward pass over the same tensor."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(pool, 40, generator=gen)
+    model = build_model("mlp", (40,), 10, seed=0).eval()
+    stream = ActiveStream(pool + 1, torch.Generator().manual_seed(0), initial=1, query_size=1, rounds=2,
+                          acquisition="margin", score_batch=batch)
+    unlabeled = torch.arange(pool)
+
+    @torch.no_grad()
+    def bare():
+        for i in range(0, pool, batch):
+            model(x[i : i + batch])
+
+    def activews_scores():
+        return stream.scores(unlabeled, lambda idx: predict_proba(model, x[idx], batch))
+
+    rss_before = _peak_rss_mb()
+    t_bare = _median_time(bare, repeats)
+    t_ours = _median_time(activews_scores, repeats)
+    rss_after = _peak_rss_mb()
+    return {
+        "pool": pool, "batch": batch, "repeats": repeats,
+        "seconds": {"bare_forward": t_bare, "activews_scores": t_ours},
+        "activews_vs_bare": t_ours / t_bare,
+        "peak_rss_growth_mb": rss_after - rss_before,
+        "pool_tensor_mb": x.numel() * 4 / 2**20,
+        "score_vector_mb": pool * 4 / 2**20,
+        "target": "activews_vs_bare <= 1.2",
+    }
+
+
+def bench_workers() -> dict:
+    """Wall time of the default bench with --workers 1 and --workers 2 (CLI, fresh processes)."""
+    out = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "activews", "bench", "--quiet", "--no-plot", "--workers", str(workers),
+                   "--output", str(Path(tmp) / "run"), "--json", str(Path(tmp) / "r.json")]
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            out[f"workers_{workers}_seconds"] = time.perf_counter() - t
+            out[f"workers_{workers}_arms"] = [
+                {k: a[k] for k in ("arm", "final_accuracy", "steps")} for a in json.loads((Path(tmp) / "r.json").read_text())["arms"]
+            ]
+    out["speedup"] = out["workers_1_seconds"] / out["workers_2_seconds"]
+    out["identical_results"] = out["workers_1_arms"] == out["workers_2_arms"]
+    out["target"] = "speedup >= 1.7"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=("epoch", "scoring", "workers"))
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    for name, fn in (("epoch", bench_epoch), ("scoring", bench_scoring), ("workers", bench_workers)):
+        if args.only in (None, name):
+            results[name] = fn()
+            print(f"== {name}\n{json.dumps(results[name], indent=2)}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
