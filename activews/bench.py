@@ -248,8 +248,9 @@ def run_bench(
 
 
 def check_fits(config: BenchConfig, dataset: Dataset) -> None:
-    """Fail before training if the stream does not fit the dataset (sizes, schedule)."""
+    """Fail before training if the stream or the model does not fit the dataset."""
     make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
 
 
 # ---------------------------------------------------------------------------------------------- summary

@@ -62,7 +62,7 @@ def parse_seeds(text: str) -> int | list[int]:
             return [int(s) for s in text.split(",") if s.strip()]
         return int(text)
     except ValueError:
-        raise ActivewsError(f"--seeds {text!r}: give a count (5) or a list (0,1,2)") from None
+        raise ActivewsError(f"--seeds {text!r}: give a count (4) or a list (0,1,2)") from None
 
 
 def parse_schedule(text: str) -> list[float]:
