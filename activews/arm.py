@@ -98,8 +98,9 @@ def load_bench_dataset(config: BenchConfig) -> Dataset:
 
 
 def check_fits(config: BenchConfig, dataset: Dataset) -> None:
-    """Fail before training if the stream does not fit the dataset (sizes, schedule)."""
+    """Fail before training if the stream or the model does not fit the dataset."""
     make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
 
 
 def _optimizer_for(model: nn.Module, previous: torch.optim.Optimizer | None, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -41,7 +41,7 @@ class BenchConfig(BaseModel):
     each round trained to 99% running training accuracy.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # what is compared
     stream: str = Field("active", description="passive | active")

@@ -24,7 +24,7 @@ __all__ = ["TrainConfig", "TrainStats", "train_to_criterion", "make_optimizer", 
 class TrainConfig(BaseModel):
     """How each round is trained (defaults follow Ash & Adams' released code)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)

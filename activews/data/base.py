@@ -91,6 +91,8 @@ def from_arrays(
     """
     x_np = _as_float_array(X, "X", name)
     y_np = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if y_np.dtype.kind == "f" and not np.isfinite(y_np).all():
+        raise DataError(f"{name}: y contains NaN or infinite labels; drop or fix those rows first")
     if y_np.ndim != 1 or len(y_np) != len(x_np):
         raise DataError(
             f"{name}: y must be one label per row of X (X has {len(x_np)} rows, y has shape {y_np.shape})"
@@ -156,7 +158,10 @@ def load_npz(
     if not path.is_file():
         raise DataError(f"cannot read {str(path)!r}: no such file; pass an existing .npz with arrays X and y")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under an .npz name
+            raise ValueError("not an npz archive")
+        with loaded as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(

@@ -19,7 +19,7 @@ __all__ = ["ModelParams", "ModelSpec", "MODELS", "register_model", "build_model"
 class ModelParams(BaseModel):
     """Base of every model's parameters: frozen, unknown keys rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

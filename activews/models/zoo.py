@@ -9,6 +9,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
+from activews.errors import ActivewsError
 from activews.models.base import ModelParams, register_model
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -76,7 +77,10 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, params: CNNParams) -> nn
         prefix, shape = [], tuple(input_shape)
     dims = len(shape) - 1
     if dims not in (1, 2):
-        raise ValueError(f"cnn supports 1-D (L or C,L) and 2-D (C,H,W) inputs, got shape {input_shape}")
+        raise ActivewsError(
+            f"model 'cnn' supports 1-D (L or C,L) and 2-D (C,H,W) inputs, got example shape {input_shape}; "
+            f"use --model mlp or reshape the data"
+        )
     conv, bn, pool = (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
     layers = list(prefix)
     c_in, spatial = shape[0], list(shape[1:])

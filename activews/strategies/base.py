@@ -73,7 +73,7 @@ class InitStrategy:
     class Params(BaseModel):
         """Parameters of the strategy; validated, frozen, unknown keys rejected."""
 
-        model_config = ConfigDict(frozen=True, extra="forbid")
+        model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: ClassVar[str] = ""
     reference: ClassVar[str] = ""

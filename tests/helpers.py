@@ -1,0 +1,62 @@
+"""Helpers shared by the test modules (fixtures live in ``conftest.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from activews.models import build_model
+from activews.strategies import InitContext
+
+INPUT_SHAPE = (40,)
+NUM_CLASSES = 10
+
+MODEL_SPECS: dict[str, tuple[str, dict]] = {
+    "mlp": ("mlp", {}),
+    "cnn_bn": ("cnn", {"batchnorm": True, "channels": [4, 8]}),
+}
+"""The models every strategy is checked on: the default MLP and a small CNN with BatchNorm."""
+
+USER_STRATEGY = "my_test_strategy"
+"""The name the ``user_strategy`` fixture registers (and unregisters) for one test."""
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter and buffer of ``model``."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def changed_keys(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> set[str]:
+    """Names whose tensors differ between two state dicts with the same keys."""
+    assert a.keys() == b.keys()
+    return {k for k in a if not torch.equal(a[k], b[k])}
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    diff = changed_keys(a, b)
+    assert not diff, f"tensors differ: {sorted(diff)}"
+
+
+def make_ctx(
+    model_key: str, seed: int, initial_state: dict[str, torch.Tensor], round_index: int = 1
+) -> InitContext:
+    """A context whose ``fresh_model`` draws its seed from the context generator, as bench does."""
+    name, params = MODEL_SPECS[model_key]
+    gen = torch.Generator().manual_seed(seed)
+
+    def fresh_model() -> nn.Module:
+        draw = int(torch.randint(0, 2**62, (1,), generator=gen))
+        return build_model(name, INPUT_SHAPE, NUM_CLASSES, params, seed=draw)
+
+    return InitContext(round_index, fresh_model, initial_state, gen)
+
+
+def first_fresh_draw(model_key: str, seed: int) -> dict[str, torch.Tensor]:
+    """The state of the first model ``make_ctx(model_key, seed, ...).fresh_model()`` returns."""
+    return snapshot(make_ctx(model_key, seed, {}).fresh_model())
+
+
+def assert_one_line(message: str) -> None:
+    """User-facing errors are a single non-empty line."""
+    assert message.strip(), "empty message"
+    assert "\n" not in message, f"message spans several lines: {message!r}"
