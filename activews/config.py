@@ -131,11 +131,11 @@ class BenchConfig(BaseModel):
             )
         for name in self.strategy_names:
             get_strategy(name)  # raises with close matches
-        for flag, table in (("--param", self.params), ("--sweep", self.param_grid)):
+        for what, table in (("parameters", self.params), ("sweep values", self.param_grid)):
             for name in table:
                 if name not in self.strategy_names:
                     raise ActivewsError(
-                        f"{flag} given for strategy {name!r}, which is not in this run; add --strategy {name}"
+                        f"{what} given for strategy {name!r}, which is not in this run; add --strategy {name}"
                     )
         for name, values in self.param_grid.items():
             for key, options in values.items():

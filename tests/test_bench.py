@@ -61,7 +61,7 @@ def test_summary_fields(bench):
 def test_records(bench):
     result, _ = bench
     assert len(result.records) == len(ARMS) * 2 * 3
-    assert all(set(r) == set(RECORD_FIELDS) for r in result.records)
+    assert all(set(r) == set(RECORD_FIELDS) - {"experiment"} for r in result.records)
     for arm in ARMS:
         for seed in (0, 1):
             rows = [r for r in result.records if (r["strategy"], r["seed"]) == (arm, seed)]
@@ -80,7 +80,7 @@ def test_arms_share_round_zero(bench):
     by_seed = []
     for seed in (0, 1):
         rows = [
-            {k: v for k, v in r.items() if k != "strategy"}
+            {k: v for k, v in r.items() if k not in ("strategy", "arm")}
             for r in untimed(result.records)
             if r["seed"] == seed and r["round"] == 0
         ]
@@ -114,6 +114,8 @@ def test_summary_matches_records(bench):
 
 def test_progress_events(bench):
     result, events = bench
+    assert (events[0].kind, events[0].round, events[0].num_rounds) == ("start", 0, len(ARMS) * 2 * 3)
+    events = events[1:]
     assert len(events) == len(ARMS) * 2 * (3 + 2)
     per_arm = [events[i : i + 5] for i in range(0, len(events), 5)]
     for group in per_arm:
@@ -166,6 +168,8 @@ def record(strategy: str, seed: int, rnd: int, acc: float, steps: int) -> dict:
         "round": rnd,
         "n_labeled": 100 * (rnd + 1),
         "test_accuracy": acc,
+        "steps": steps,
+        "seconds": steps / 100,
         "cumulative_steps": steps,
         "cumulative_seconds": steps / 100,
         "stop_reason": "target",

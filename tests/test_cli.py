@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sqlite3
 import os
 import subprocess
 import sys
@@ -62,9 +63,9 @@ ERRORS = {
     "npz_without_y": (["--dataset", "{tmp}/no_y.npz"], "lacks array(s) y (found: X)"),
     "npz_missing": (["--dataset", "{tmp}/nowhere.npz"], "no such file"),
     "output_under_a_file": (["--output", "{tmp}/a_file/run"], "cannot create output folder"),
-    "output_holds_a_run": (
+    "output_not_empty": (
         ["--output", "{tmp}/existing_run"],
-        "already holds a run; choose another --output",
+        "is not empty and holds no activews run; choose another --output",
     ),
     "output_is_a_file": (["--output", "{tmp}/a_file"], "is a file, not a folder"),
     "json_in_missing_folder": (["--json", "{tmp}/missing/x.json"], "folder '{tmp}/missing' does not exist"),
@@ -87,7 +88,7 @@ IN_A_REAL_PROCESS = [
     "npz_garbage",
     "npz_without_y",
     "output_under_a_file",
-    "output_holds_a_run",
+    "output_not_empty",
     "json_in_missing_folder",
     "cnn_on_volumes",
     "npz_holding_npy",
@@ -184,18 +185,26 @@ def test_run_folder_contents(cli_run):
     folder, _, stdout = cli_run
     assert {p.name for p in folder.iterdir()} == {
         "config.json",
+        "store.sqlite",
+        "checkpoints",
         "records.csv",
         "records.json",
         "summary.json",
         "accuracy.png",
+        "penalty.png",
+        "compute.png",
+        "frontier.png",
+        "report.html",
     }
-    assert (folder / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("accuracy.png", "penalty.png", "compute.png", "frontier.png"):
+        assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((folder / "checkpoints").iterdir())  # finished arms leave no checkpoint
     config = json.loads((folder / "config.json").read_text())
     assert (config["rounds"], config["initial"], config["seeds"]) == (2, 200, [0, 1])
     records = json.loads((folder / "records.json").read_text())
     assert len(records) == 3 * 2 * 2
     csv_lines = (folder / "records.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("strategy,seed,round,n_labeled") and len(csv_lines) == 1 + len(records)
+    assert csv_lines[0].startswith("arm,strategy,seed,round,n_labeled") and len(csv_lines) == 1 + len(records)
     assert "Warm-start penalty" in stdout and "shrink_perturb" in stdout
 
 
@@ -215,10 +224,16 @@ def test_json_output(cli_run):
 def test_a_finished_run_is_never_overwritten(cli_run, capsys):
     folder, _, _ = cli_run
     before = tree(folder)
-    rc = main(["bench", *SMALL, "--output", str(folder)])
+    rc = main(["bench", *SMALL, "--rounds", "3", "--output", str(folder)])
     err = capsys.readouterr().err
-    assert rc == 2 and "already holds a run" in err and len(err.splitlines()) == 1
+    assert rc == 2 and "holds a run with a different config (rounds: 2 -> 3)" in err and len(err.splitlines()) == 1
     assert tree(folder) == before
+    # the same flags resume a finished run: nothing is recomputed and the stored rounds stay as they were
+    with sqlite3.connect(folder / "store.sqlite") as conn:
+        stored = conn.execute("SELECT * FROM records ORDER BY seq").fetchall()
+    assert main(["bench", *SMALL, "--output", str(folder), "--quiet"]) == 0
+    with sqlite3.connect(folder / "store.sqlite") as conn:
+        assert conn.execute("SELECT * FROM records ORDER BY seq").fetchall() == stored
 
 
 # ------------------------------------------------------------------------------------------ other commands
