@@ -12,7 +12,7 @@ from activews.bench import BenchResult, ProgressEvent, run_arm, run_bench, summa
 from activews.config import REFERENCE_ARMS, BenchConfig
 from activews.data import Dataset, from_arrays, load_dataset, load_npz, register_dataset
 from activews.errors import ActivewsError
-from activews.models import build_model, register_model
+from activews.models import ModelParams, build_model, register_model
 from activews.strategies import (
     InitContext,
     InitStrategy,
@@ -35,6 +35,7 @@ __all__ = [
     "Dataset",
     "InitContext",
     "InitStrategy",
+    "ModelParams",
     "PassiveStream",
     "ProgressEvent",
     "Round",

@@ -31,8 +31,16 @@ from activews.strategies import InitContext, make_strategy
 from activews.streams import STREAMS, Round, Stream
 from activews.training import TrainConfig, evaluate, make_optimizer, predict_proba, train_to_criterion
 
-__all__ = ["ProgressEvent", "run_arm", "derive_seed", "resolve_device", "make_stream", "load_bench_dataset",
-           "check_fits", "CHECKPOINT_VERSION"]
+__all__ = [
+    "ProgressEvent",
+    "run_arm",
+    "derive_seed",
+    "resolve_device",
+    "make_stream",
+    "load_bench_dataset",
+    "check_fits",
+    "CHECKPOINT_VERSION",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +92,47 @@ def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> St
     """The configured stream over a pool of ``pool_size`` examples."""
     cls = STREAMS.get(config.stream)
     if config.stream == "passive":
-        return cls(pool_size, gen, initial=config.initial, query_size=config.query_size,
-                   rounds=config.rounds, schedule=config.schedule)
+        return cls(
+            pool_size,
+            gen,
+            initial=config.initial,
+            query_size=config.query_size,
+            rounds=config.rounds,
+            schedule=config.schedule,
+        )
     if config.stream == "active":
-        return cls(pool_size, gen, initial=config.initial, query_size=config.query_size,
-                   rounds=config.rounds, acquisition=config.acquisition, score_batch=config.score_batch)
+        return cls(
+            pool_size,
+            gen,
+            initial=config.initial,
+            query_size=config.query_size,
+            rounds=config.rounds,
+            acquisition=config.acquisition,
+            score_batch=config.score_batch,
+        )
     return cls(pool_size, gen)
 
 
 def load_bench_dataset(config: BenchConfig) -> Dataset:
-    return load_dataset(config.dataset, n_examples=config.n_examples,
-                        test_fraction=config.test_fraction, split_seed=config.split_seed)
+    return load_dataset(
+        config.dataset,
+        n_examples=config.n_examples,
+        test_fraction=config.test_fraction,
+        split_seed=config.split_seed,
+    )
 
 
 def check_fits(config: BenchConfig, dataset: Dataset) -> None:
     """Fail before training if the stream or the model does not fit the dataset."""
     make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
-    build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
+    model = build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
+    for spec in config.arm_specs:
+        make_strategy(spec.strategy, spec.params).check_model(model)
 
 
-def _optimizer_for(model: nn.Module, previous: torch.optim.Optimizer | None, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer_for(
+    model: nn.Module, previous: torch.optim.Optimizer | None, cfg: TrainConfig
+) -> torch.optim.Optimizer:
     """A new optimizer each round (the paper's protocol) unless ``keep_optimizer_state`` is set."""
     fresh = make_optimizer(model, cfg)
     if cfg.keep_optimizer_state and previous is not None:
@@ -167,15 +196,27 @@ def run_arm(
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
 
-    stream_gen, train_gen, init_gen = _generator(seed, _STREAM), _generator(seed, _TRAIN), _generator(seed, _INIT)
+    stream_gen, train_gen, init_gen = (
+        _generator(seed, _STREAM),
+        _generator(seed, _TRAIN),
+        _generator(seed, _INIT),
+    )
     stream = make_stream(config, len(y_train), stream_gen)
 
     def fresh_model() -> nn.Module:
         draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
-        return build_model(config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device)
+        return build_model(
+            config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device
+        )
 
-    model = build_model(config.model, dataset.input_shape, dataset.num_classes, mparams,
-                        seed=derive_seed(seed, _MODEL0), device=device)
+    model = build_model(
+        config.model,
+        dataset.input_shape,
+        dataset.num_classes,
+        mparams,
+        seed=derive_seed(seed, _MODEL0),
+        device=device,
+    )
     initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer: torch.optim.Optimizer | None = None
     records: list[dict[str, Any]] = []
@@ -204,14 +245,18 @@ def run_arm(
             rnd = stream.first()
         else:
             current = model
-            rnd = stream.next(prev, lambda idx, m=current: predict_proba(m, x_train[idx.to(device)],
-                                                                          train_cfg.eval_batch_size))
+            rnd = stream.next(
+                prev,
+                lambda idx, m=current: predict_proba(m, x_train[idx.to(device)], train_cfg.eval_batch_size),
+            )
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
         labeled = rnd.labeled.to(device)
         x_l, y_l = x_train[labeled], y_train[labeled]
         t_init = time.perf_counter()
         if r > 0:
-            ctx = InitContext(r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device))
+            ctx = InitContext(
+                r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device)
+            )
             model = strat.init_round(model, ctx)
             if not isinstance(model, nn.Module):
                 raise ActivewsError(
@@ -246,21 +291,24 @@ def run_arm(
         records.append(record)
         prev = rnd
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, {
-                "version": CHECKPOINT_VERSION,
-                "arm": spec.label,
-                "seed": seed,
-                "round": r,
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict() if train_cfg.keep_optimizer_state else None,
-                "labeled": rnd.labeled.cpu(),
-                "new": rnd.new.cpu(),
-                "gen_stream": stream_gen.get_state(),
-                "gen_train": train_gen.get_state(),
-                "gen_init": init_gen.get_state(),
-                "strategy": strat.state_dict(),
-                "records": records,
-            })
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "version": CHECKPOINT_VERSION,
+                    "arm": spec.label,
+                    "seed": seed,
+                    "round": r,
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": optimizer.state_dict() if train_cfg.keep_optimizer_state else None,
+                    "labeled": rnd.labeled.cpu(),
+                    "new": rnd.new.cpu(),
+                    "gen_stream": stream_gen.get_state(),
+                    "gen_train": train_gen.get_state(),
+                    "gen_init": init_gen.get_state(),
+                    "strategy": strat.state_dict(),
+                    "records": records,
+                },
+            )
         if on_record is not None:
             on_record(record)
         log.info("%s seed %d round %d: acc %.4f, %d steps", spec.label, seed, r, test_acc, stats.steps)

@@ -35,9 +35,22 @@ from activews.errors import ActivewsError
 from activews.executors import Cell, execute_cells
 from activews.store import RunStore, is_run_folder
 
-__all__ = ["BenchResult", "ProgressEvent", "run_bench", "run_experiments", "run_arm", "summarize", "mean_ci",
-           "resolve_device", "make_stream", "load_bench_dataset", "check_fits", "derive_seed", "config_diff",
-           "load_results"]
+__all__ = [
+    "BenchResult",
+    "ProgressEvent",
+    "run_bench",
+    "run_experiments",
+    "run_arm",
+    "summarize",
+    "mean_ci",
+    "resolve_device",
+    "make_stream",
+    "load_bench_dataset",
+    "check_fits",
+    "derive_seed",
+    "config_diff",
+    "load_results",
+]
 
 
 @dataclass
@@ -116,8 +129,15 @@ def run_experiments(
         raise ActivewsError("nothing to run: no experiments")
     if output is None:
         with tempfile.TemporaryDirectory(prefix="activews-") as tmp:
-            results = run_experiments(experiments, output=tmp, datasets=datasets, progress=progress,
-                                      workers=workers, executor=executor, address=address)
+            results = run_experiments(
+                experiments,
+                output=tmp,
+                datasets=datasets,
+                progress=progress,
+                workers=workers,
+                executor=executor,
+                address=address,
+            )
             for r in results:
                 r.folder = None
             return results
@@ -132,7 +152,9 @@ def run_experiments(
         check_fits(cfg, datasets[i])
     given = {i for i in range(len(experiments)) if i in (datasets or {})}
     run_config = {
-        "experiments": [{"label": label, "config": cfg.model_dump(mode="json")} for label, cfg in experiments],
+        "experiments": [
+            {"label": label, "config": cfg.model_dump(mode="json")} for label, cfg in experiments
+        ],
         "datasets": [dataset_fingerprint(datasets[i]) for i in range(len(experiments))],
     }
     store = _open_store(folder, run_config, experiments)
@@ -145,15 +167,25 @@ def run_experiments(
     if progress:
         progress(ProgressEvent("start", "", -1, done_rounds, total))
     # Tensors the caller passed travel to workers; built-in datasets are re-loaded there (cheaper).
-    execute_cells(folder, todo, configs, datasets={i: datasets[i] for i in given} if given else None,
-                  workers=workers, executor=executor, address=address, progress=progress)
+    execute_cells(
+        folder,
+        todo,
+        configs,
+        datasets={i: datasets[i] for i in given} if given else None,
+        workers=workers,
+        executor=executor,
+        address=address,
+        progress=progress,
+    )
     results = load_results(folder)
     for r in results:
         r.seconds = time.perf_counter() - start
     return results
 
 
-def _open_store(folder: Path, run_config: dict[str, Any], experiments: Sequence[tuple[str, BenchConfig]]) -> RunStore:
+def _open_store(
+    folder: Path, run_config: dict[str, Any], experiments: Sequence[tuple[str, BenchConfig]]
+) -> RunStore:
     if is_run_folder(folder):
         store = RunStore(folder)
         old = store.run_config()
@@ -190,9 +222,11 @@ def _mismatch_message(folder: Path, old: dict[str, Any], new: dict[str, Any]) ->
         diffs += [prefix + d for d in config_diff(a["config"], b["config"])]
     if not diffs and old.get("datasets") != new.get("datasets"):
         diffs.append("the dataset's contents differ")
-    return (f"run folder {str(folder)!r} holds a run with a different config ({'; '.join(diffs[:4])}"
-            f"{'; ...' if len(diffs) > 4 else ''}); resume it with 'activews bench --resume {folder}' "
-            f"or choose another --output")
+    return (
+        f"run folder {str(folder)!r} holds a run with a different config ({'; '.join(diffs[:4])}"
+        f"{'; ...' if len(diffs) > 4 else ''}); resume it with 'activews bench --resume {folder}' "
+        f"or choose another --output"
+    )
 
 
 def load_results(folder: str | Path) -> list[BenchResult]:
@@ -201,12 +235,27 @@ def load_results(folder: str | Path) -> list[BenchResult]:
         results = []
         for exp, label, cfg_json in store.experiments():
             config = BenchConfig.model_validate(cfg_json)
-            records = [{k: v for k, v in r.items() if k not in ("seq", "experiment")}
-                       for r in store.records(experiment=exp)]
-            records.sort(key=lambda r: (r["seed"], config.arms.index(r["arm"]) if r["arm"] in config.arms else 0,
-                                        r["round"]))
-            results.append(BenchResult(config, records, summarize(records, config.arms), 0.0,
-                                       label if len(store.experiments()) > 1 else "", Path(folder)))
+            records = [
+                {k: v for k, v in r.items() if k not in ("seq", "experiment")}
+                for r in store.records(experiment=exp)
+            ]
+            records.sort(
+                key=lambda r: (
+                    r["seed"],
+                    config.arms.index(r["arm"]) if r["arm"] in config.arms else 0,
+                    r["round"],
+                )
+            )
+            results.append(
+                BenchResult(
+                    config,
+                    records,
+                    summarize(records, config.arms),
+                    0.0,
+                    label if len(store.experiments()) > 1 else "",
+                    Path(folder),
+                )
+            )
         return results
 
 
@@ -234,8 +283,15 @@ def run_bench(
     Returns:
         A :class:`BenchResult` with per-round records and the per-arm summary.
     """
-    return run_experiments([("", config)], output=output, datasets={0: dataset} if dataset is not None else None,
-                           progress=progress, workers=workers, executor=executor, address=address)[0]
+    return run_experiments(
+        [("", config)],
+        output=output,
+        datasets={0: dataset} if dataset is not None else None,
+        progress=progress,
+        workers=workers,
+        executor=executor,
+        address=address,
+    )[0]
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -263,7 +319,9 @@ def _stat(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
     return mean_ci(values) if values else (None, None)
 
 
-def summarize(records: Sequence[dict[str, Any]], arms: Sequence[str], reference: str = "random") -> list[dict[str, Any]]:
+def summarize(
+    records: Sequence[dict[str, Any]], arms: Sequence[str], reference: str = "random"
+) -> list[dict[str, Any]]:
     """Per-arm summary: accuracy, area, paired penalty vs ``reference`` and compute ratios, with 95% CIs.
 
     Records are grouped by ``arm`` (falling back to ``strategy``). Penalties and ratios are paired by
@@ -286,25 +344,34 @@ def summarize(records: Sequence[dict[str, Any]], arms: Sequence[str], reference:
         final = [rows[-1]["test_accuracy"] for rows in seeds.values()]
         areas = [_area([r["test_accuracy"] for r in rows]) for rows in seeds.values()]
         pen = [ref[s][-1]["test_accuracy"] - seeds[s][-1]["test_accuracy"] for s in paired]
-        pen_auc = [_area([r["test_accuracy"] for r in ref[s]]) - _area([r["test_accuracy"] for r in seeds[s]])
-                   for s in paired]
-        steps_ratio = [seeds[s][-1]["cumulative_steps"] / max(1, ref[s][-1]["cumulative_steps"]) for s in paired]
-        time_ratio = [seeds[s][-1]["cumulative_seconds"] / max(1e-12, ref[s][-1]["cumulative_seconds"])
-                      for s in paired]
+        pen_auc = [
+            _area([r["test_accuracy"] for r in ref[s]]) - _area([r["test_accuracy"] for r in seeds[s]])
+            for s in paired
+        ]
+        steps_ratio = [
+            seeds[s][-1]["cumulative_steps"] / max(1, ref[s][-1]["cumulative_steps"]) for s in paired
+        ]
+        time_ratio = [
+            seeds[s][-1]["cumulative_seconds"] / max(1e-12, ref[s][-1]["cumulative_seconds"]) for s in paired
+        ]
         n_rounds = min(len(rows) for rows in seeds.values())
         per_round = []
         for r in range(n_rounds):
             diffs = [ref[s][r]["test_accuracy"] - seeds[s][r]["test_accuracy"] for s in paired]
             a_mean, a_ci = mean_ci([rows[r]["test_accuracy"] for rows in seeds.values()])
             p_mean, p_ci = _stat(diffs)
-            per_round.append({
-                "round": r,
-                "n_labeled": float(np.mean([rows[r]["n_labeled"] for rows in seeds.values()])),
-                "accuracy": a_mean, "accuracy_ci": a_ci,
-                "penalty": p_mean, "penalty_ci": p_ci,
-                "steps": float(np.mean([rows[r]["steps"] for rows in seeds.values()])),
-                "seconds": float(np.mean([rows[r]["seconds"] for rows in seeds.values()])),
-            })
+            per_round.append(
+                {
+                    "round": r,
+                    "n_labeled": float(np.mean([rows[r]["n_labeled"] for rows in seeds.values()])),
+                    "accuracy": a_mean,
+                    "accuracy_ci": a_ci,
+                    "penalty": p_mean,
+                    "penalty_ci": p_ci,
+                    "steps": float(np.mean([rows[r]["steps"] for rows in seeds.values()])),
+                    "seconds": float(np.mean([rows[r]["seconds"] for rows in seeds.values()])),
+                }
+            )
         all_rows = [row for rows in seeds.values() for row in rows]
         first = next(iter(seeds.values()))[0]
         acc, acc_ci = mean_ci(final)
@@ -313,26 +380,28 @@ def summarize(records: Sequence[dict[str, Any]], arms: Sequence[str], reference:
         auc_penalty, auc_penalty_ci = _stat(pen_auc)
         compute_ratio, compute_ratio_ci = _stat(steps_ratio)
         t_ratio, t_ratio_ci = _stat(time_ratio)
-        summary.append({
-            "strategy": first["strategy"],
-            "arm": name,
-            "seeds": sorted(seeds),
-            "rounds": n_rounds,
-            "final_accuracy": acc,
-            "final_accuracy_ci": acc_ci,
-            "auc": auc,
-            "auc_ci": auc_ci,
-            "penalty": penalty,
-            "penalty_ci": penalty_ci,
-            "auc_penalty": auc_penalty,
-            "auc_penalty_ci": auc_penalty_ci,
-            "compute_ratio": compute_ratio,
-            "compute_ratio_ci": compute_ratio_ci,
-            "time_ratio": t_ratio,
-            "time_ratio_ci": t_ratio_ci,
-            "steps": float(np.mean([rows[-1]["cumulative_steps"] for rows in seeds.values()])),
-            "seconds": float(np.mean([rows[-1]["cumulative_seconds"] for rows in seeds.values()])),
-            "reached_target": float(np.mean([row["stop_reason"] == "target" for row in all_rows])),
-            "per_round": per_round,
-        })
+        summary.append(
+            {
+                "strategy": first["strategy"],
+                "arm": name,
+                "seeds": sorted(seeds),
+                "rounds": n_rounds,
+                "final_accuracy": acc,
+                "final_accuracy_ci": acc_ci,
+                "auc": auc,
+                "auc_ci": auc_ci,
+                "penalty": penalty,
+                "penalty_ci": penalty_ci,
+                "auc_penalty": auc_penalty,
+                "auc_penalty_ci": auc_penalty_ci,
+                "compute_ratio": compute_ratio,
+                "compute_ratio_ci": compute_ratio_ci,
+                "time_ratio": t_ratio,
+                "time_ratio_ci": t_ratio_ci,
+                "steps": float(np.mean([rows[-1]["cumulative_steps"] for rows in seeds.values()])),
+                "seconds": float(np.mean([rows[-1]["cumulative_seconds"] for rows in seeds.values()])),
+                "reached_target": float(np.mean([row["stop_reason"] == "target" for row in all_rows])),
+                "per_round": per_round,
+            }
+        )
     return summary

@@ -45,8 +45,9 @@ def parse_value(text: str) -> Any:
 def parse_assignments(items: Sequence[str], flag: str, dotted: bool) -> dict[str, Any]:
     """``["shrink_perturb.shrink=0.6"]`` -> ``{"shrink_perturb": {"shrink": 0.6}}`` (or flat if not dotted)."""
     out: dict[str, Any] = {}
-    example = ("STRATEGY.KEY=VALUE, e.g. shrink_perturb.shrink=0.6" if dotted
-               else "KEY=VALUE, e.g. hidden=128,128")
+    example = (
+        "STRATEGY.KEY=VALUE, e.g. shrink_perturb.shrink=0.6" if dotted else "KEY=VALUE, e.g. hidden=128,128"
+    )
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -82,42 +83,132 @@ def parse_schedule(text: str) -> list[float]:
 # (flag, field, help); every bench setting defaults to None here so that flags the user typed can
 # override a --config file or be compared with a resumed run; the real defaults live in BenchConfig.
 _SETTINGS: list[tuple[str, str, str, dict[str, Any]]] = [
-    ("what to compare", "--strategy", "strategies",
-     {"action": "append", "metavar": "NAME", "help": "strategy to compare (repeatable; see 'activews strategies')"}),
-    ("what to compare", "--param", "params",
-     {"action": "append", "metavar": "STRATEGY.KEY=VALUE", "help": "strategy parameter, e.g. shrink_perturb.shrink=0.6"}),
-    ("what to compare", "--sweep", "param_grid",
-     {"action": "append", "metavar": "STRATEGY.KEY=V1,V2",
-      "help": "one arm per value, e.g. shrink_perturb.shrink=0.2,0.4,0.6"}),
+    (
+        "what to compare",
+        "--strategy",
+        "strategies",
+        {
+            "action": "append",
+            "metavar": "NAME",
+            "help": "strategy to compare (repeatable; see 'activews strategies')",
+        },
+    ),
+    (
+        "what to compare",
+        "--param",
+        "params",
+        {
+            "action": "append",
+            "metavar": "STRATEGY.KEY=VALUE",
+            "help": "strategy parameter, e.g. shrink_perturb.shrink=0.6",
+        },
+    ),
+    (
+        "what to compare",
+        "--sweep",
+        "param_grid",
+        {
+            "action": "append",
+            "metavar": "STRATEGY.KEY=V1,V2",
+            "help": "one arm per value, e.g. shrink_perturb.shrink=0.2,0.4,0.6",
+        },
+    ),
     ("what to compare", "--seeds", "seeds", {"help": "number of seeds, or a list such as 0,1,2"}),
     ("data and model", "--dataset", "dataset", {"help": "mnist1d | digits | PATH.npz (arrays X, y)"}),
     ("data and model", "--n-examples", "n_examples", {"type": int, "help": "examples to use"}),
     ("data and model", "--test-fraction", "test_fraction", {"type": float, "help": "held-out test fraction"}),
     ("data and model", "--split-seed", "split_seed", {"type": int, "help": "seed of the train/test split"}),
     ("data and model", "--model", "model", {"help": "mlp | logreg | cnn"}),
-    ("data and model", "--model-param", "model_params",
-     {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"}),
+    (
+        "data and model",
+        "--model-param",
+        "model_params",
+        {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"},
+    ),
     ("stream", "--stream", "stream", {"help": "passive | active"}),
     ("stream", "--rounds", "rounds", {"type": int, "help": "number of rounds"}),
     ("stream", "--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
     ("stream", "--query-size", "query_size", {"type": int, "help": "examples added per round"}),
     ("stream", "--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
     ("stream", "--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random"}),
-    ("training (each round trains to the target accuracy)", "--optimizer", "optimizer", {"help": "adam | sgd"}),
-    ("training (each round trains to the target accuracy)", "--lr", "lr", {"type": float, "help": "learning rate"}),
-    ("training (each round trains to the target accuracy)", "--momentum", "momentum",
-     {"type": float, "help": "SGD momentum"}),
-    ("training (each round trains to the target accuracy)", "--weight-decay", "weight_decay", {"type": float}),
-    ("training (each round trains to the target accuracy)", "--batch-size", "batch_size", {"type": int}),
-    ("training (each round trains to the target accuracy)", "--target-accuracy", "target_accuracy",
-     {"type": float, "help": "running training accuracy to stop at"}),
-    ("training (each round trains to the target accuracy)", "--patience", "patience",
-     {"type": int, "help": "plateau rule: epochs without improvement"}),
-    ("training (each round trains to the target accuracy)", "--max-epochs", "max_epochs",
-     {"type": int, "help": "epoch cap per round"}),
-    ("training (each round trains to the target accuracy)", "--keep-optimizer-state", "keep_optimizer_state",
-     {"action": "store_const", "const": True, "help": "carry optimizer state across rounds"}),
-    ("training (each round trains to the target accuracy)", "--device", "device", {"help": "cpu | cuda | auto"}),
+    (
+        "stream",
+        "--score-batch",
+        "score_batch",
+        {"type": int, "help": "pool examples scored per forward pass"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--optimizer",
+        "optimizer",
+        {"help": "adam | sgd"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--lr",
+        "lr",
+        {"type": float, "help": "learning rate"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--momentum",
+        "momentum",
+        {"type": float, "help": "SGD momentum"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--weight-decay",
+        "weight_decay",
+        {"type": float, "help": "L2 weight decay"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--batch-size",
+        "batch_size",
+        {"type": int, "help": "minibatch size"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--target-accuracy",
+        "target_accuracy",
+        {"type": float, "help": "running training accuracy to stop at"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--patience",
+        "patience",
+        {"type": int, "help": "plateau rule: epochs without improvement"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--min-delta",
+        "min_delta",
+        {"type": float, "help": "plateau rule: running-accuracy gain that resets patience"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--max-epochs",
+        "max_epochs",
+        {"type": int, "help": "epoch cap per round"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--keep-optimizer-state",
+        "keep_optimizer_state",
+        {"action": "store_const", "const": True, "help": "carry optimizer state across rounds"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--eval-batch-size",
+        "eval_batch_size",
+        {"type": int, "help": "examples per forward pass when evaluating"},
+    ),
+    (
+        "training (each round trains to the target accuracy)",
+        "--device",
+        "device",
+        {"help": "cpu | cuda | cuda:N | mps | auto"},
+    ),
 ]
 
 
@@ -141,9 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
         "to initialize each round on accuracy and compute.",
     )
     parser.add_argument("--version", action="version", version=f"activews {_version()}")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
-                        help="import a module or .py file that registers strategies (repeatable)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE|FILE.py",
+        help="import a module or .py file that registers strategies, models, datasets or "
+        "acquisition functions (repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = sub.choices  # type: ignore[attr-defined]  (for errors that name the subcommand)
 
     b = sub.add_parser(
         "bench",
@@ -153,30 +251,47 @@ def build_parser() -> argparse.ArgumentParser:
         "folder. Every finished round is committed to the run's store: re-running into the same --output "
         "(or --resume RUN) continues where a run stopped. Defaults: active margin sampling on built-in "
         "MNIST-1D with an MLP (40-256-256-10), 1000 initial + 1000 per round, 7 rounds, 4 seeds, Adam lr "
-        "1e-3, batch 128, each round trained to 99%% running training accuracy.",
+        "1e-3, batch 128, each round trained to 99% running training accuracy.",
     )
     groups: dict[str, Any] = {}
-    for group, flag, dest, kw in _SETTINGS:
+    for group, flag, dest, spec in _SETTINGS:
         g = groups.setdefault(group, b.add_argument_group(group))
+        kw = dict(spec)
         default = _default_text(dest)
         help_text = kw.pop("help", "") + (f" (default: {default})" if default else "")
         g.add_argument(flag, dest=dest, default=None, help=help_text.strip(), **kw)
-        kw["help"] = help_text  # _SETTINGS is module-level: keep it intact for the next parser
     g = b.add_argument_group("run")
-    g.add_argument("--config", metavar="FILE.toml", help="sweep file: settings, [grid] and [param_grid] tables; "
-                   "flags override it")
-    g.add_argument("--output", metavar="DIR", help="run folder (default: runs/<time>-<stream>-<dataset>); "
-                   "an existing run folder with the same config is resumed")
-    g.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config")
+    g.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="sweep file: settings, [grid] and [param_grid] tables; flags override it",
+    )
+    g.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder (default: runs/<time>-<stream>-<dataset>); "
+        "an existing run folder with the same config is resumed",
+    )
+    g.add_argument(
+        "--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config"
+    )
     g.add_argument("--workers", type=int, default=1, help="cells (arm x seed) run in parallel (default: 1)")
-    g.add_argument("--executor", default="local", choices=("local", "ray"),
-                   help="local processes, or Ray tasks (pip install 'activews[ray]') (default: local)")
+    g.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="local processes, or Ray tasks (pip install 'activews[ray]') (default: local)",
+    )
     g.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
     g.add_argument("--json", metavar="PATH", help="also write {config, arms} to this JSON file")
     g.add_argument("--no-plot", action="store_true", help="skip figures and the HTML report")
-    g.add_argument("--progress", choices=("auto", "bar", "plain", "none"), default="auto",
-                   help="progress display: rich bars, one plain line per round, or none "
-                   "(default: auto = bars on a terminal, plain lines otherwise)")
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "plain", "none"),
+        default="auto",
+        help="progress display: rich bars, one plain line per round, or none "
+        "(default: auto = bars on a terminal, plain lines otherwise)",
+    )
     g.add_argument("--quiet", action="store_true", help="same as --progress none")
 
     s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
@@ -196,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="print a run's tables and write its figures and HTML page")
     p.add_argument("run", metavar="RUN", help="run folder, or its name under runs/")
-    p.add_argument("--output", metavar="DIR", help="where to write figures and report.html (default: the run folder)")
+    p.add_argument(
+        "--output", metavar="DIR", help="where to write figures and report.html (default: the run folder)"
+    )
     return parser
 
 
@@ -285,16 +402,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     mode = "none" if args.quiet else args.progress
     if mode == "auto":
         mode = "bar" if err.is_terminal else "plain"
-    if mode != "none":
-        first = experiments[0][1]
-        what = protocol_title(first) if len(experiments) == 1 else f"{len(experiments)} experiments"
-        err.print(f"[bold]activews bench[/] · {what}", highlight=False)
-        err.print(f"arms: {escape(', '.join(first.arms))} · run folder {folder}", highlight=False)
-    display = {"bar": _BarProgress, "plain": _PlainProgress}.get(mode, _NoProgress)(err)
+    first = experiments[0][1]
+    what = protocol_title(first) if len(experiments) == 1 else f"{len(experiments)} experiments"
+    header = [
+        f"[bold]activews bench[/] · {escape(what)}",
+        f"arms: {escape(', '.join(first.arms))} · run folder {folder}",
+    ]
+    display = {"bar": _BarProgress, "plain": _PlainProgress}.get(mode, _NoProgress)(err, header)
     try:
         with display:
-            results = run_experiments(experiments, output=folder, progress=display.on_event,
-                                      workers=args.workers, executor=args.executor, address=args.address)
+            results = run_experiments(
+                experiments,
+                output=folder,
+                progress=display.on_event,
+                workers=args.workers,
+                executor=args.executor,
+                address=args.address,
+            )
     except KeyboardInterrupt:
         err.print(f"interrupted; finished rounds are stored. Continue with: activews bench --resume {folder}")
         return 130
@@ -304,12 +428,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         atomic_write(json_path, json.dumps(to_jsonable(payload), indent=2))
     for result in results:
         label = f" [{result.label}]" if result.label else ""
-        out.print(penalty_table(result.summary, title=f"Warm-start penalty vs random{label} "
-                                "(accuracy points, final round)"))
+        out.print(
+            penalty_table(
+                result.summary, title=f"Warm-start penalty vs random{label} (accuracy points, final round)"
+            )
+        )
         out.print(compute_table(result.summary))
         out.print(protocol_title(result.config), highlight=False)
-    out.print(f"{results[0].seconds:.0f} s · results in {folder}/ (report.html, summary.json, records.csv)"
-              + (f" · JSON: {json_path}" if json_path else ""), highlight=False)
+    out.print(
+        f"{results[0].seconds:.0f} s · results in {folder}/ (report.html, summary.json, records.csv)"
+        + (f" · JSON: {json_path}" if json_path else ""),
+        highlight=False,
+    )
     return 0
 
 
@@ -325,8 +455,14 @@ def default_run_dir(config: Any) -> Path:
 
 
 class _NoProgress:
-    def __init__(self, console: Any) -> None:
-        self.console = console
+    """Progress display base: shows nothing. ``header`` is printed once the run has been validated."""
+
+    def __init__(self, console: Any, header: Sequence[str] = ()) -> None:
+        self.console, self.header = console, list(header)
+
+    def print_header(self) -> None:
+        for line in self.header:
+            self.console.print(line, highlight=False)
 
     def __enter__(self) -> _NoProgress:
         return self
@@ -341,59 +477,84 @@ class _NoProgress:
 class _PlainProgress(_NoProgress):
     """One line per finished round, for logs (CI, nohup)."""
 
-    def __init__(self, console: Any) -> None:
-        super().__init__(console)
+    def __init__(self, console: Any, header: Sequence[str] = ()) -> None:
+        super().__init__(console, header)
         self.done = self.total = 0
         self.start = time.monotonic()
 
     def on_event(self, event: Any) -> None:
         if event.kind == "start":
+            self.print_header()
             self.done, self.total = event.round, event.num_rounds
             if self.done:
-                self.console.print(f"resuming: {self.done}/{self.total} rounds already stored", highlight=False)
+                self.console.print(
+                    f"resuming: {self.done}/{self.total} rounds already stored", highlight=False
+                )
         elif event.kind == "round_end":
             self.done += 1
             r = event.record
             self.console.print(
                 f"\\[{self.done}/{self.total}] {escape(event.strategy)} seed {event.seed} round {event.round}: "
                 f"acc {r['test_accuracy']:.4f}, {r['steps']} steps, {r['seconds']:.1f} s "
-                f"(elapsed {time.monotonic() - self.start:.0f} s)", highlight=False, soft_wrap=True)
+                f"(elapsed {time.monotonic() - self.start:.0f} s)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 class _BarProgress(_NoProgress):
     """Rich bars: one overall (with ETA), one per running cell."""
 
     def __enter__(self) -> _BarProgress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), console=self.console,
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
         )
         self.overall = self.progress.add_task("all rounds", total=None)
         self.cells: dict[tuple[str, int], Any] = {}
-        self.progress.start()
+        self.started = False
         return self
 
     def on_event(self, event: Any) -> None:
         p, key = self.progress, (event.strategy, event.seed)
-        if event.kind == "start":
+        if event.kind == "start":  # the run is validated: show the header, then the bars
+            self.print_header()
+            p.start()
+            self.started = True
             p.update(self.overall, total=event.num_rounds, completed=event.round)
         elif event.kind == "arm_start":
-            self.cells[key] = p.add_task(f"{escape(event.strategy)} · seed {event.seed}", total=event.num_rounds,
-                                         completed=event.round)
+            self.cells[key] = p.add_task(
+                f"{escape(event.strategy)} · seed {event.seed}", total=event.num_rounds, completed=event.round
+            )
         elif event.kind == "round_end":
             r = event.record
             if key in self.cells:
-                p.update(self.cells[key], completed=event.round + 1,
-                         description=f"{escape(event.strategy)} · seed {event.seed} · acc {r['test_accuracy']:.3f}")
+                p.update(
+                    self.cells[key],
+                    completed=event.round + 1,
+                    description=f"{escape(event.strategy)} · seed {event.seed} · acc {r['test_accuracy']:.3f}",
+                )
             p.advance(self.overall)
         elif event.kind == "arm_end" and key in self.cells:
             p.remove_task(self.cells.pop(key))
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
 
 def _bound(meta: Any) -> str:
@@ -419,15 +580,20 @@ def cmd_strategies(args: argparse.Namespace) -> int:
             fields.append(f"{key}={f.default!r}" + (f" ({', '.join(bounds)})" if bounds else ""))
             params[key] = {"default": f.default, "description": f.description, "constraints": bounds}
         doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append({
-            "name": name,
-            "params": "\n".join(fields) or "-",
-            "parameters": params,
-            "summary": (doc[0].replace("``", "") if doc else "") + (f"\nBatchNorm: {cls.batchnorm}" if cls.batchnorm else ""),
-            "reference": cls.reference,
-        })
+        rows.append(
+            {
+                "name": name,
+                "params": "\n".join(fields) or "-",
+                "parameters": params,
+                "summary": (doc[0].replace("``", "") if doc else "")
+                + (f"\nBatchNorm: {cls.batchnorm}" if cls.batchnorm else ""),
+                "reference": cls.reference,
+            }
+        )
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k != "params"} for r in rows], indent=2, default=str))
+        print(
+            json.dumps([{k: v for k, v in r.items() if k != "params"} for r in rows], indent=2, default=str)
+        )
     else:
         Console().print(strategies_table(rows))
     return 0
@@ -455,20 +621,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 meta, exps = store.meta(), store.experiments()
                 done, total = store.progress()
                 cfg = exps[0][2] if exps else {}
-                table.add_row(folder.name, time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta["created_at"]))),
-                              str(len(exps)), str(len(store.cells()) // max(1, len(cfg.get("seeds", [1]))) // max(1, len(exps))),
-                              str(len(cfg.get("seeds", []))), f"{done}/{total}", str(len(store.records())))
+                table.add_row(
+                    folder.name,
+                    time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta["created_at"]))),
+                    str(len(exps)),
+                    str(len(store.cells()) // max(1, len(cfg.get("seeds", [1]))) // max(1, len(exps))),
+                    str(len(cfg.get("seeds", []))),
+                    f"{done}/{total}",
+                    str(len(store.records())),
+                )
         console.print(table)
         return 0
     if args.runs_command is None:
-        raise ActivewsError("say what to do with runs: list, show RUN or export RUN (see 'activews runs --help')")
+        raise ActivewsError(
+            "say what to do with runs: list, show RUN or export RUN (see 'activews runs --help')"
+        )
     folder = resolve_run(args.run)
     results = load_results(folder)
     if args.runs_command == "show":
         with RunStore(folder) as store:
             done, total = store.progress()
             n_rec = len(store.records())
-        console.print(f"[bold]{folder}[/] · cells done {done}/{total} · {n_rec} rounds stored", highlight=False)
+        console.print(
+            f"[bold]{folder}[/] · cells done {done}/{total} · {n_rec} rounds stored", highlight=False
+        )
         for r in results:
             console.print(protocol_title(r.config) + (f" [{r.label}]" if r.label else ""), highlight=False)
             if r.summary:
@@ -480,8 +656,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         rows = [({"experiment": r.label} if sweep else {}) | rec for r in results for rec in r.records]
         text = records_csv(rows) if args.format == "csv" else json.dumps(to_jsonable(rows), indent=1)
     else:
-        rows = [({"experiment": r.label} if sweep else {}) | {k: v for k, v in a.items() if k != "per_round"}
-                for r in results for a in r.summary]
+        rows = [
+            ({"experiment": r.label} if sweep else {}) | {k: v for k, v in a.items() if k != "per_round"}
+            for r in results
+            for a in r.summary
+        ]
         text = records_csv(rows) if args.format == "csv" else json.dumps(to_jsonable(rows), indent=2)
     if args.output:
         from activews.results import atomic_write, check_writable_file
@@ -517,7 +696,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # report unknown flags against the subcommand's own help, not the top level's
+        owner = parser.commands.get(args.command, parser) if args.command else parser  # type: ignore[attr-defined]
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

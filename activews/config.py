@@ -45,7 +45,9 @@ class BenchConfig(BaseModel):
 
     # what is compared
     stream: str = Field("active", description="passive | active")
-    strategies: tuple[str, ...] = Field(("shrink_perturb",), description="strategies besides the reference arms")
+    strategies: tuple[str, ...] = Field(
+        ("shrink_perturb",), description="strategies besides the reference arms"
+    )
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-strategy parameters")
     param_grid: dict[str, dict[str, list[Any]]] = Field(
         default_factory=dict,
@@ -65,9 +67,11 @@ class BenchConfig(BaseModel):
     rounds: int = Field(7, ge=1)
     initial: int = Field(1000, ge=1)
     query_size: int = Field(1000, ge=1)
-    schedule: tuple[float, ...] | None = Field(None, description="passive: labeled fractions per round, e.g. 0.5,1.0")
+    schedule: tuple[float, ...] | None = Field(
+        None, description="passive: labeled fractions per round, e.g. 0.5,1.0"
+    )
     acquisition: str = "margin"
-    score_batch: int = Field(8192, ge=1)
+    score_batch: int = Field(8192, ge=1, description="pool examples scored per forward pass")
     # training
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
@@ -76,8 +80,10 @@ class BenchConfig(BaseModel):
     batch_size: int = Field(128, ge=1)
     target_accuracy: float = Field(0.99, gt=0, le=1)
     patience: int = Field(25, ge=1)
+    min_delta: float = Field(1e-3, ge=0, description="plateau rule: improvement that resets patience")
     max_epochs: int = Field(500, ge=1)
     keep_optimizer_state: bool = False
+    eval_batch_size: int = Field(4096, ge=1, description="examples per forward pass when evaluating")
     device: str = "cpu"
 
     @field_validator("seeds", mode="before")
@@ -113,21 +119,18 @@ class BenchConfig(BaseModel):
     @model_validator(mode="after")
     def _names(self) -> BenchConfig:
         # Imported here: the registries import torch-heavy modules, and the config must stay importable.
-        from activews.models import MODELS, model_params
-        from activews.strategies import STRATEGIES, get_strategy
-        from activews.streams import ACQUISITIONS, STREAMS
         from activews.data import DATASETS
+        from activews.models import MODELS, model_params
+        from activews.strategies import get_strategy
+        from activews.streams import ACQUISITIONS, STREAMS
 
-        for kind, registry, name in (
-            ("stream", STREAMS, self.stream),
-            ("model", MODELS, self.model),
-            ("acquisition", ACQUISITIONS, self.acquisition),
-        ):
+        for registry, name in ((STREAMS, self.stream), (MODELS, self.model), (ACQUISITIONS, self.acquisition)):
             if name not in registry:
                 raise ActivewsError(registry.unknown_message(name))
         if not self.dataset.endswith(".npz") and self.dataset not in DATASETS:
             raise ActivewsError(
-                DATASETS.unknown_message(self.dataset) + " (or pass a path to an .npz file with arrays X and y)"
+                DATASETS.unknown_message(self.dataset)
+                + " (or pass a path to an .npz file with arrays X and y)"
             )
         for name in self.strategy_names:
             get_strategy(name)  # raises with close matches
@@ -140,15 +143,26 @@ class BenchConfig(BaseModel):
         for name, values in self.param_grid.items():
             for key, options in values.items():
                 if not isinstance(options, list) or not options:
-                    raise ActivewsError(f"--sweep {name}.{key}: give a non-empty list of values, e.g. 0.2,0.4")
+                    raise ActivewsError(
+                        f"--sweep {name}.{key}: give a non-empty list of values, e.g. 0.2,0.4"
+                    )
         for arm in self.arm_specs:
             get_strategy(arm.strategy).parse_params(arm.params)
         labels = [a.label for a in self.arm_specs]
         if len(set(labels)) != len(labels):
             raise ActivewsError(f"arms repeat: {labels}; remove duplicate values from --sweep")
         model_params(self.model, self.model_params)
+        fields = type(self).model_fields
+        given = [k for k in ("rounds", "initial", "query_size") if getattr(self, k) != fields[k].default]
+        if self.schedule is not None and given:
+            raise ActivewsError(
+                f"--schedule sets the labeled set of every round; drop "
+                f"{', '.join('--' + g.replace('_', '-') for g in given)}"
+            )
         if self.schedule is not None and self.stream != "passive":
-            raise ActivewsError("--schedule applies to the passive stream; use --stream passive or drop --schedule")
+            raise ActivewsError(
+                "--schedule applies to the passive stream; use --stream passive or drop --schedule"
+            )
         if self.schedule is not None:
             from activews.streams.passive import schedule_sizes
 
@@ -201,7 +215,9 @@ class BenchConfig(BaseModel):
             batch_size=self.batch_size,
             target_accuracy=self.target_accuracy,
             patience=self.patience,
+            min_delta=self.min_delta,
             max_epochs=self.max_epochs,
+            eval_batch_size=self.eval_batch_size,
             keep_optimizer_state=self.keep_optimizer_state,
         )
 

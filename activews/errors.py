@@ -39,5 +39,5 @@ def format_validation_error(exc: object, fields: object = ()) -> str:
             parts.append(f"unknown parameter {loc!r} (known: {', '.join(fields) or 'none'})")  # type: ignore[arg-type]
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            parts.append(f"{loc}: {msg} (got {err.get('input')!r})")
+            parts.append(f"{loc}: {msg}" + ("" if "got" in msg else f" (got {err.get('input')!r})"))
     return "; ".join(parts)

@@ -75,8 +75,12 @@ def run_cell(
         ckpt = checkpoint_path(folder, cell)
         ckpt.parent.mkdir(exist_ok=True)
         records = run_arm(
-            config, dataset if dataset is not None else _dataset_for(config), cell.arm, cell.seed,
-            progress=progress, checkpoint=ckpt,
+            config,
+            dataset if dataset is not None else _dataset_for(config),
+            cell.arm,
+            cell.seed,
+            progress=progress,
+            checkpoint=ckpt,
             on_record=lambda rec: store.commit_round(cell.experiment, rec),
         )
         # A crash between a checkpoint and its commit leaves rounds only in the checkpoint: commit them.
@@ -110,7 +114,11 @@ class _StorePoller:
     def __init__(self, folder: Path, progress: ProgressFn | None, num_rounds: dict[int, int]) -> None:
         self.store = RunStore(folder) if progress else None
         self.progress, self.num_rounds = progress, num_rounds
-        self.seq = self.store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0] if self.store else 0
+        self.seq = (
+            self.store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
+            if self.store
+            else 0
+        )
         self.started: set[tuple[int, str, int]] = set()
 
     def poll(self) -> None:
@@ -169,18 +177,33 @@ def execute_cells(
         poller.close()
 
 
-def _execute_pool(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchConfig],
-                  datasets: dict[int, Dataset], workers: int, poller: _StorePoller) -> None:
+def _execute_pool(
+    folder: Path,
+    cells: Sequence[Cell],
+    configs: dict[int, BenchConfig],
+    datasets: dict[int, Dataset],
+    workers: int,
+    poller: _StorePoller,
+) -> None:
     import multiprocessing
 
     # spawn, not fork: forking a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=ctx, initializer=_init_worker,
-                               initargs=(loaded_plugins(), _threads_per_worker(workers)))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(cells)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(loaded_plugins(), _threads_per_worker(workers)),
+    )
     try:
         futures = [
-            pool.submit(_worker_cell, str(folder), cell, configs[cell.experiment].model_dump(mode="json"),
-                        datasets.get(cell.experiment))
+            pool.submit(
+                _worker_cell,
+                str(folder),
+                cell,
+                configs[cell.experiment].model_dump(mode="json"),
+                datasets.get(cell.experiment),
+            )
             for cell in cells
         ]
         pending = set(futures)
@@ -195,8 +218,15 @@ def _execute_pool(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchC
     pool.shutdown(wait=True)
 
 
-def _execute_ray(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchConfig],
-                 datasets: dict[int, Dataset], workers: int, address: str | None, poller: _StorePoller) -> None:
+def _execute_ray(
+    folder: Path,
+    cells: Sequence[Cell],
+    configs: dict[int, BenchConfig],
+    datasets: dict[int, Dataset],
+    workers: int,
+    address: str | None,
+    poller: _StorePoller,
+) -> None:
     try:
         import ray
     except ImportError:
@@ -212,8 +242,14 @@ def _execute_ray(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchCo
         plugins = loaded_plugins()
         threads = 1 if address else _threads_per_worker(workers)
         refs = [
-            remote.remote(str(folder), cell, configs[cell.experiment].model_dump(mode="json"),
-                          datasets.get(cell.experiment), plugins, threads)
+            remote.remote(
+                str(folder),
+                cell,
+                configs[cell.experiment].model_dump(mode="json"),
+                datasets.get(cell.experiment),
+                plugins,
+                threads,
+            )
             for cell in cells
         ]
         pending = list(refs)
@@ -230,8 +266,13 @@ def _execute_ray(folder: Path, cells: Sequence[Cell], configs: dict[int, BenchCo
             ray.shutdown()
 
 
-def _ray_cell(folder: str, cell: Cell, config_json: dict[str, Any], dataset: Dataset | None,
-              plugins: list[str], threads: int) -> int:
+def _ray_cell(
+    folder: str,
+    cell: Cell,
+    config_json: dict[str, Any],
+    dataset: Dataset | None,
+    plugins: list[str],
+    threads: int,
+) -> int:
     _init_worker(plugins, threads)
     return _worker_cell(folder, cell, config_json, dataset)
-

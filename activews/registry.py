@@ -89,7 +89,11 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         names = self.names()
         close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"choose one of: {', '.join(names)}"
+        hint = (
+            f"did you mean {' or '.join(repr(c) for c in close)}?"
+            if close
+            else f"choose one of: {', '.join(names)}"
+        )
         return f"unknown {self.kind} {name!r}; {hint}"
 
     def __contains__(self, name: object) -> bool:

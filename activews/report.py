@@ -14,8 +14,17 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["penalty_table", "compute_table", "strategies_table", "figures", "plot_accuracy", "html_report",
-           "protocol_title", "fmt_ci", "FIGURES"]
+__all__ = [
+    "penalty_table",
+    "compute_table",
+    "strategies_table",
+    "figures",
+    "plot_accuracy",
+    "html_report",
+    "protocol_title",
+    "fmt_ci",
+    "FIGURES",
+]
 
 REFERENCE_STYLE = {"random": dict(ls="--", marker="s"), "warm": dict(ls=":", marker="^")}
 FIGURES = ("accuracy.png", "penalty.png", "compute.png", "frontier.png")
@@ -37,7 +46,7 @@ def protocol_title(config: Any) -> str:
         stream = f"{config.stream}, {config.initial}+{config.query_size}/round"
     return (
         f"{stream} · {config.dataset} · {config.model} · {config.optimizer} lr {config.lr:g} · "
-        f"train to {config.target_accuracy:.0%} · {len(config.seeds)} seeds"
+        f"train to {config.target_accuracy:.0%} · {len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''}"
     )
 
 
@@ -68,7 +77,9 @@ def penalty_table(
     return table
 
 
-def compute_table(summary: list[dict[str, Any]], title: str = "Compute vs random (cumulative over rounds)") -> Table:
+def compute_table(
+    summary: list[dict[str, Any]], title: str = "Compute vs random (cumulative over rounds)"
+) -> Table:
     """Optimizer steps and training seconds per arm, and their ratios to the random arm."""
     table = Table(title=title, title_justify="left")
     table.add_column("arm", style="bold", no_wrap=True)
@@ -97,7 +108,9 @@ def strategies_table(rows: list[dict[str, Any]]) -> Table:
     table.add_column("what it does")
     table.add_column("reference")
     for row in rows:
-        table.add_row(escape(row["name"]), escape(row["params"]), escape(row["summary"]), escape(row["reference"]))
+        table.add_row(
+            escape(row["name"]), escape(row["params"]), escape(row["summary"]), escape(row["reference"])
+        )
     return table
 
 
@@ -126,8 +139,9 @@ def _style(arm: str, i: int) -> dict[str, Any]:
 
 def _band(ax, x, ci_rows, scale, color) -> None:
     if ci_rows and all(ci is not None for ci in ci_rows):
-        ax.fill_between(x, [c[0] * scale for c in ci_rows], [c[1] * scale for c in ci_rows], color=color,
-                        alpha=0.15, lw=0)
+        ax.fill_between(
+            x, [c[0] * scale for c in ci_rows], [c[1] * scale for c in ci_rows], color=color, alpha=0.15, lw=0
+        )
 
 
 def _per_round_figure(result: Any, key: str, ylabel: str, title: str, skip_random: bool = False) -> bytes:
@@ -159,8 +173,14 @@ def _compute_figure(result: Any) -> bytes:
         st = _style(row["arm"], i)
         ax_s.plot(x, [p["steps"] for p in pr], label=row["arm"], **st)
         ax_t.plot(x, [p["seconds"] for p in pr], label=row["arm"], **st)
-    ax_s.set(xlabel="labeled examples", ylabel="optimizer steps in the round", title="Training steps per round")
-    ax_t.set(xlabel="labeled examples", ylabel="training wall time in the round (s)", title="Training time per round")
+    ax_s.set(
+        xlabel="labeled examples", ylabel="optimizer steps in the round", title="Training steps per round"
+    )
+    ax_t.set(
+        xlabel="labeled examples",
+        ylabel="training wall time in the round (s)",
+        title="Training time per round",
+    )
     for ax in (ax_s, ax_t):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -174,14 +194,33 @@ def _frontier_figure(result: Any) -> bytes:
     for i, row in enumerate(result.summary):
         st = _style(row["arm"], i)
         ci = row.get("final_accuracy_ci")
-        yerr = None if ci is None else [[(row["final_accuracy"] - ci[0]) * 100], [(ci[1] - row["final_accuracy"]) * 100]]
-        ax.errorbar([row["steps"]], [row["final_accuracy"] * 100], yerr=yerr, fmt=st["marker"], color=st["color"],
-                    ms=8 if row["arm"] in REFERENCE_STYLE else 6, capsize=3,
-                    label=row["arm"] + (" (reference)" if row["arm"] in REFERENCE_STYLE else ""))
-        ax.annotate(row["arm"], (row["steps"], row["final_accuracy"] * 100), fontsize=7,
-                    xytext=(5, 4), textcoords="offset points")
-    ax.set(xlabel="cumulative optimizer steps over all rounds (mean per seed)", ylabel="final test accuracy (%)",
-           title="Accuracy vs compute (up and left is better; bars: 95% CI)")
+        yerr = (
+            None
+            if ci is None
+            else [[(row["final_accuracy"] - ci[0]) * 100], [(ci[1] - row["final_accuracy"]) * 100]]
+        )
+        ax.errorbar(
+            [row["steps"]],
+            [row["final_accuracy"] * 100],
+            yerr=yerr,
+            fmt=st["marker"],
+            color=st["color"],
+            ms=8 if row["arm"] in REFERENCE_STYLE else 6,
+            capsize=3,
+            label=row["arm"] + (" (reference)" if row["arm"] in REFERENCE_STYLE else ""),
+        )
+        ax.annotate(
+            row["arm"],
+            (row["steps"], row["final_accuracy"] * 100),
+            fontsize=7,
+            xytext=(5, 4),
+            textcoords="offset points",
+        )
+    ax.set(
+        xlabel="cumulative optimizer steps over all rounds (mean per seed)",
+        ylabel="final test accuracy (%)",
+        title="Accuracy vs compute (up and left is better; bars: 95% CI)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.suptitle(protocol_title(result.config), fontsize=8)
@@ -191,11 +230,16 @@ def _frontier_figure(result: Any) -> bytes:
 def figures(result: Any) -> dict[str, bytes]:
     """The report's PNG figures of one :class:`~activews.bench.BenchResult`, by file name."""
     return {
-        "accuracy.png": _per_round_figure(result, "accuracy", "test accuracy (%)",
-                                          "Test accuracy per round (mean, 95% CI band)"),
-        "penalty.png": _per_round_figure(result, "penalty", "penalty vs random (accuracy points)",
-                                         "Warm-start penalty per round (> 0: worse than random; 95% CI)",
-                                         skip_random=True),
+        "accuracy.png": _per_round_figure(
+            result, "accuracy", "test accuracy (%)", "Test accuracy per round (mean, 95% CI band)"
+        ),
+        "penalty.png": _per_round_figure(
+            result,
+            "penalty",
+            "penalty vs random (accuracy points)",
+            "Warm-start penalty per round (> 0: worse than random; 95% CI)",
+            skip_random=True,
+        ),
         "compute.png": _compute_figure(result),
         "frontier.png": _frontier_figure(result),
     }
@@ -222,8 +266,10 @@ def _td(text: str, cls: str = "n") -> str:
 
 
 def _summary_html(summary: list[dict[str, Any]]) -> str:
-    head = ("<tr><th>arm</th><th>final acc %</th><th>penalty (pts)</th><th>95% CI</th><th>area penalty</th>"
-            "<th>step ratio</th><th>time ratio</th><th>steps</th><th>train s</th><th>hit target</th></tr>")
+    head = (
+        "<tr><th>arm</th><th>final acc %</th><th>penalty (pts)</th><th>95% CI</th><th>area penalty</th>"
+        "<th>step ratio</th><th>time ratio</th><th>steps</th><th>train s</th><th>hit target</th></tr>"
+    )
     rows = []
     for r in summary:
         ref = r["arm"] == "random"
@@ -237,7 +283,9 @@ def _summary_html(summary: list[dict[str, Any]]) -> str:
             + _td("" if ref or r.get("auc_penalty") is None else f"{r['auc_penalty'] * 100:+.2f}")
             + _td("n/a" if r.get("compute_ratio") is None else f"{r['compute_ratio']:.2f}")
             + _td("n/a" if r.get("time_ratio") is None else f"{r['time_ratio']:.2f}")
-            + _td(f"{r['steps']:,.0f}") + _td(f"{r['seconds']:.1f}") + _td(f"{r['reached_target']:.0%}")
+            + _td(f"{r['steps']:,.0f}")
+            + _td(f"{r['seconds']:.1f}")
+            + _td(f"{r['reached_target']:.0%}")
             + "</tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -245,14 +293,18 @@ def _summary_html(summary: list[dict[str, Any]]) -> str:
 
 def html_report(results: list[Any], figs: list[dict[str, bytes]], title: str = "activews run") -> str:
     """One self-contained HTML page (figures embedded as data URIs) for one or more experiments."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-             "<p class='meta'>Penalty = accuracy of the <code>random</code> arm minus the arm's, paired by seed; "
-             "ratios are cumulative optimizer steps (and training seconds) divided by <code>random</code>'s. "
-             "CIs are 95% Student-t over seeds.</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        "<p class='meta'>Penalty = accuracy of the <code>random</code> arm minus the arm's, paired by seed; "
+        "ratios are cumulative optimizer steps (and training seconds) divided by <code>random</code>'s. "
+        "CIs are 95% Student-t over seeds.</p>",
+    ]
     for result, fig in zip(results, figs, strict=True):
         name = f"Experiment {result.label}" if result.label else "Results"
-        parts.append(f"<h2>{html.escape(name)}</h2><p class='meta'>{html.escape(protocol_title(result.config))}</p>")
+        parts.append(
+            f"<h2>{html.escape(name)}</h2><p class='meta'>{html.escape(protocol_title(result.config))}</p>"
+        )
         parts.append(_summary_html(result.summary))
         for fname, png in fig.items():
             data = base64.b64encode(png).decode()

@@ -17,14 +17,40 @@ from typing import Any
 
 from activews.errors import ActivewsError
 
-__all__ = ["prepare_output_dir", "check_writable_file", "atomic_write", "write_run_folder", "to_jsonable",
-           "records_csv"]
+__all__ = [
+    "prepare_output_dir",
+    "check_writable_file",
+    "atomic_write",
+    "write_run_folder",
+    "to_jsonable",
+    "records_csv",
+]
 
 RECORD_FIELDS = [
-    "experiment", "arm", "strategy", "seed", "round", "n_labeled", "n_new", "test_accuracy", "test_loss", "train_accuracy",
-    "train_loss", "stop_reason", "steps", "epochs", "seconds", "init_seconds", "select_seconds",
-    "cumulative_steps", "cumulative_seconds",
+    "experiment",
+    "arm",
+    "strategy",
+    "seed",
+    "round",
+    "n_labeled",
+    "n_new",
+    "test_accuracy",
+    "test_loss",
+    "train_accuracy",
+    "train_loss",
+    "stop_reason",
+    "steps",
+    "epochs",
+    "seconds",
+    "init_seconds",
+    "select_seconds",
+    "cumulative_steps",
+    "cumulative_seconds",
 ]
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -42,6 +68,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for sharing
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
@@ -59,7 +86,9 @@ def _probe_writable(folder: Path, what: str, fix: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ActivewsError(f"cannot write to {what} {str(folder)!r} ({exc.strerror or exc}); {fix}") from None
+        raise ActivewsError(
+            f"cannot write to {what} {str(folder)!r} ({exc.strerror or exc}); {fix}"
+        ) from None
 
 
 def prepare_output_dir(folder: str | Path) -> Path:
@@ -77,7 +106,9 @@ def prepare_output_dir(folder: str | Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ActivewsError(f"cannot create output folder {str(folder)!r} ({exc.strerror or exc}); {fix}") from None
+        raise ActivewsError(
+            f"cannot create output folder {str(folder)!r} ({exc.strerror or exc}); {fix}"
+        ) from None
     _probe_writable(folder, "output folder", fix)
     return folder
 
@@ -86,7 +117,9 @@ def check_writable_file(path: str | Path, flag: str = "--json") -> Path:
     """Check that ``path`` can be written (its folder exists and is writable; it is not a folder)."""
     path = Path(path)
     if path.is_dir():
-        raise ActivewsError(f"{flag} {str(path)!r} is a folder; give a file path such as {path / 'result.json'}")
+        raise ActivewsError(
+            f"{flag} {str(path)!r} is a folder; give a file path such as {path / 'result.json'}"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ActivewsError(f"{flag} {str(path)!r}: folder {str(parent)!r} does not exist; create it first")

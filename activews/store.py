@@ -103,25 +103,37 @@ class RunStore:
         self.close()
 
     # ---------------------------------------------------------------------------------------- writing
-    def initialize(self, run_config: dict[str, Any], experiments: list[tuple[str, dict[str, Any]]],
-                   cells: list[tuple[int, str, int, str, dict[str, Any]]]) -> None:
+    def initialize(
+        self,
+        run_config: dict[str, Any],
+        experiments: list[tuple[str, dict[str, Any]]],
+        cells: list[tuple[int, str, int, str, dict[str, Any]]],
+    ) -> None:
         """Write the run's config, its experiments and its cells (all pending), once."""
         from activews import __version__
 
         now = time.time()
         with self.transaction() as c:
-            c.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                ("schema_version", str(SCHEMA_VERSION)),
-                ("activews_version", __version__),
-                ("created_at", str(now)),
-                ("config", json.dumps(run_config, sort_keys=True)),
-            ])
-            c.executemany("INSERT INTO experiments (experiment, label, config) VALUES (?, ?, ?)",
-                          [(i, label, json.dumps(cfg, sort_keys=True)) for i, (label, cfg) in enumerate(experiments)])
+            c.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("activews_version", __version__),
+                    ("created_at", str(now)),
+                    ("config", json.dumps(run_config, sort_keys=True)),
+                ],
+            )
+            c.executemany(
+                "INSERT INTO experiments (experiment, label, config) VALUES (?, ?, ?)",
+                [(i, label, json.dumps(cfg, sort_keys=True)) for i, (label, cfg) in enumerate(experiments)],
+            )
             c.executemany(
                 "INSERT INTO cells (experiment, arm, seed, strategy, params, status, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                [(e, arm, seed, strat, json.dumps(params, sort_keys=True), now) for e, arm, seed, strat, params in cells],
+                [
+                    (e, arm, seed, strat, json.dumps(params, sort_keys=True), now)
+                    for e, arm, seed, strat, params in cells
+                ],
             )
 
     def commit_round(self, experiment: int, record: dict[str, Any]) -> None:
@@ -130,8 +142,17 @@ class RunStore:
             c.execute(
                 "INSERT OR REPLACE INTO records (experiment, arm, seed, round, test_accuracy, steps, seconds, data, "
                 "committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (experiment, record["arm"], record["seed"], record["round"], record["test_accuracy"],
-                 record["steps"], record["seconds"], json.dumps(record), time.time()),
+                (
+                    experiment,
+                    record["arm"],
+                    record["seed"],
+                    record["round"],
+                    record["test_accuracy"],
+                    record["steps"],
+                    record["seconds"],
+                    json.dumps(record),
+                    time.time(),
+                ),
             )
             c.execute(
                 "UPDATE cells SET status = 'running', rounds_done = MAX(rounds_done, ?), updated_at = ? "
@@ -141,8 +162,10 @@ class RunStore:
 
     def mark_done(self, experiment: int, arm: str, seed: int) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE cells SET status = 'done', updated_at = ? WHERE experiment = ? AND arm = ? AND seed = ?",
-                      (time.time(), experiment, arm, seed))
+            c.execute(
+                "UPDATE cells SET status = 'done', updated_at = ? WHERE experiment = ? AND arm = ? AND seed = ?",
+                (time.time(), experiment, arm, seed),
+            )
 
     # ---------------------------------------------------------------------------------------- reading
     def meta(self) -> dict[str, str]:
@@ -155,16 +178,26 @@ class RunStore:
         return json.loads(value)
 
     def experiments(self) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = self.conn.execute("SELECT experiment, label, config FROM experiments ORDER BY experiment").fetchall()
+        rows = self.conn.execute(
+            "SELECT experiment, label, config FROM experiments ORDER BY experiment"
+        ).fetchall()
         return [(e, label, json.loads(cfg)) for e, label, cfg in rows]
 
     def cells(self) -> list[dict[str, Any]]:
         cur = self.conn.execute(
             "SELECT experiment, arm, seed, strategy, params, status, rounds_done FROM cells "
-            "ORDER BY experiment, seed, rowid")
+            "ORDER BY experiment, seed, rowid"
+        )
         return [
-            {"experiment": e, "arm": a, "seed": s, "strategy": st, "params": json.loads(p), "status": status,
-             "rounds_done": done}
+            {
+                "experiment": e,
+                "arm": a,
+                "seed": s,
+                "strategy": st,
+                "params": json.loads(p),
+                "status": status,
+                "rounds_done": done,
+            }
             for e, a, s, st, p, status, done in cur.fetchall()
         ]
 
@@ -183,14 +216,14 @@ class RunStore:
 
     def done_rounds(self, experiment: int, arm: str, seed: int) -> int:
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM records WHERE experiment = ? AND arm = ? AND seed = ?", (experiment, arm, seed)
+            "SELECT COUNT(*) FROM records WHERE experiment = ? AND arm = ? AND seed = ?",
+            (experiment, arm, seed),
         ).fetchone()
         return int(row[0])
 
     def progress(self) -> tuple[int, int]:
         """``(cells done, cells total)``."""
-        done, total = self.conn.execute(
-            "SELECT SUM(status = 'done'), COUNT(*) FROM cells").fetchone()
+        done, total = self.conn.execute("SELECT SUM(status = 'done'), COUNT(*) FROM cells").fetchone()
         return int(done or 0), int(total or 0)
 
     def integrity_check(self) -> str:

@@ -37,7 +37,9 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     """Read a sweep file into a plain dict (``grid`` kept separate from the BenchConfig fields)."""
     path = Path(path)
     if not path.is_file():
-        raise ActivewsError(f"--config {str(path)!r}: no such file; pass a TOML sweep file (see docs/sweeps.md)")
+        raise ActivewsError(
+            f"--config {str(path)!r}: no such file; pass a TOML sweep file (see docs/sweeps.md)"
+        )
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -65,7 +67,9 @@ def expand(values: dict[str, Any]) -> list[tuple[str, BenchConfig]]:
             raise ActivewsError(f"[grid] {key} must be a non-empty list, e.g. {key} = [..., ...]")
     unknown = [k for k in values if k not in fields]
     if unknown:
-        raise ActivewsError(f"unknown setting(s) {', '.join(map(repr, unknown))} in the sweep; known: {', '.join(fields)}")
+        raise ActivewsError(
+            f"unknown setting(s) {', '.join(map(repr, unknown))} in the sweep; known: {', '.join(fields)}"
+        )
     if not grid:
         return [("", BenchConfig.build(**values))]
     keys = list(grid)

@@ -32,10 +32,14 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(128, ge=1)
     target_accuracy: float = Field(0.99, gt=0, le=1)
-    patience: int = Field(25, ge=1, description="plateau rule: stop after this many epochs without improvement")
+    patience: int = Field(
+        25, ge=1, description="plateau rule: stop after this many epochs without improvement"
+    )
     min_delta: float = Field(1e-3, ge=0, description="improvement in running accuracy that resets patience")
     max_epochs: int = Field(500, ge=1, description="epoch cap per round")
-    keep_optimizer_state: bool = Field(False, description="carry optimizer state across rounds (default: re-create)")
+    keep_optimizer_state: bool = Field(
+        False, description="carry optimizer state across rounds (default: re-create)"
+    )
     eval_batch_size: int = Field(4096, ge=1)
 
 
@@ -63,7 +67,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     if config.optimizer == "adam":
         try:
             # The fused kernel is ~25% faster per step for small models on CPU (see docs/performance.md).
-            return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+            return torch.optim.Adam(
+                model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+            )
         except (RuntimeError, TypeError):  # devices or dtypes without a fused kernel
             return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
@@ -145,13 +151,17 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> 
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)])
+        return torch.cat(
+            [F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+        )
     finally:
         model.train(was_training)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``(x, y)`` in eval mode."""
     was_training = model.training
     model.eval()

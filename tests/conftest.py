@@ -7,6 +7,7 @@ two threads competing with another process slow training down by an order of mag
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from activews.strategies import STRATEGIES, InitContext, InitStrategy, register_
 from tests.helpers import INPUT_SHAPE, MODEL_SPECS, NUM_CLASSES, USER_STRATEGY, make_ctx, snapshot
 
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # and in the CLI processes the tests start
 
 
 @dataclass

@@ -9,7 +9,18 @@ import sys
 from pathlib import Path
 
 TINY = dict(n_examples=1000, rounds=3, initial=100, query_size=100, seeds=2)
-TINY_FLAGS = ["--n-examples", "1000", "--rounds", "3", "--initial", "100", "--query-size", "100", "--seeds", "2"]
+TINY_FLAGS = [
+    "--n-examples",
+    "1000",
+    "--rounds",
+    "3",
+    "--initial",
+    "100",
+    "--query-size",
+    "100",
+    "--seeds",
+    "2",
+]
 
 
 def comparable(arms: list[dict]) -> list[dict]:
@@ -24,14 +35,30 @@ def comparable(arms: list[dict]) -> list[dict]:
 
 
 def record_keys(records: list[dict]) -> list[tuple]:
-    fields = ("arm", "seed", "round", "n_labeled", "test_accuracy", "test_loss", "steps", "epochs", "cumulative_steps")
+    fields = (
+        "arm",
+        "seed",
+        "round",
+        "n_labeled",
+        "test_accuracy",
+        "test_loss",
+        "steps",
+        "epochs",
+        "cumulative_steps",
+    )
     return sorted(tuple(r[f] for f in fields) for r in records)
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "activews", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "activews", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def read_json(path: Path) -> dict:

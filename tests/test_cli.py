@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sqlite3
 import os
+import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +35,7 @@ def make_inputs(tmp: Path) -> None:
     run.mkdir()
     (run / "config.json").write_text('{"stream": "active"}\n')
     (run / "records.csv").write_bytes(b"strategy,seed\nrandom,0\n")
-    np.savez(tmp / "volumes.npz", X=rng.normal(size=(1000, 1, 2, 4, 4)), y=rng.integers(0, 3, 1000))
+    np.savez(tmp / "volumes.npz", X=rng.normal(size=(2000, 1, 2, 4, 4)), y=rng.integers(0, 3, 2000))
     with open(tmp / "npy_inside.npz", "wb") as fh:
         np.save(fh, rng.normal(size=(50, 3)))
 
@@ -226,7 +226,11 @@ def test_a_finished_run_is_never_overwritten(cli_run, capsys):
     before = tree(folder)
     rc = main(["bench", *SMALL, "--rounds", "3", "--output", str(folder)])
     err = capsys.readouterr().err
-    assert rc == 2 and "holds a run with a different config (rounds: 2 -> 3)" in err and len(err.splitlines()) == 1
+    assert (
+        rc == 2
+        and "holds a run with a different config (rounds: 2 -> 3)" in err
+        and len(err.splitlines()) == 1
+    )
     assert tree(folder) == before
     # the same flags resume a finished run: nothing is recomputed and the stored rounds stay as they were
     with sqlite3.connect(folder / "store.sqlite") as conn:

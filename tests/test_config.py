@@ -30,8 +30,10 @@ def test_normalization():
     assert BenchConfig.build(strategies="partial_reset").strategies == ("partial_reset",)
     c = BenchConfig.build(strategies=["warm", "partial_reset", "random", "partial_reset"])
     assert c.arms == ["random", "warm", "partial_reset"]
-    c = BenchConfig.build(stream="passive", schedule=[0.5, 1.0], rounds=9)
+    c = BenchConfig.build(stream="passive", schedule=[0.5, 1.0])
     assert c.schedule == (0.5, 1.0) and c.num_rounds == 2
+    with pytest.raises(ActivewsError, match="--schedule sets the labeled set of every round; drop --rounds"):
+        BenchConfig.build(stream="passive", schedule=[0.5, 1.0], rounds=9)
     c = BenchConfig.build(optimizer="sgd", lr=0.1, momentum=0.9, keep_optimizer_state=True)
     assert (c.train.optimizer, c.train.lr, c.train.momentum, c.train.keep_optimizer_state) == (
         "sgd",

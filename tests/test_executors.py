@@ -38,8 +38,12 @@ def test_ray_executor_equals_local(config, serial, tmp_path):
 
 
 def test_worker_errors_surface_in_the_caller(tmp_path):
-    config = BenchConfig.build(**(TINY | {"strategies": ["partial_reset"],
-                                          "params": {"partial_reset": {"pattern": "no_such_layer"}}}))
+    config = BenchConfig.build(
+        **(
+            TINY
+            | {"strategies": ["partial_reset"], "params": {"partial_reset": {"pattern": "no_such_layer"}}}
+        )
+    )
     with pytest.raises(ActivewsError, match="matches no layer"):
         run_bench(config, workers=2, output=tmp_path / "run")
 

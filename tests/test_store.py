@@ -26,7 +26,7 @@ def test_every_round_is_committed_with_the_config(finished_run):
         assert store.integrity_check() == "ok"
         assert len(store.records()) == len(result.records) == 3 * 2 * 3
         assert store.progress() == (6, 6)
-        (exp, label, cfg), = store.experiments()
+        ((exp, label, cfg),) = store.experiments()
         assert BenchConfig.model_validate(cfg) == result.config
         assert store.meta()["schema_version"] == "1"
     conn = sqlite3.connect(folder / STORE_FILE)
@@ -63,7 +63,12 @@ def test_runs_list_show_export(finished_run, tmp_path):
     lines = csv_out.stdout.strip().splitlines()
     assert lines[0].startswith("arm,strategy,seed,round") and len(lines) == 1 + 18
     out = tmp_path / "summary.json"
-    assert cli("runs", "export", str(folder), "--what", "summary", "--format", "json", "--output", str(out)).returncode == 0
+    assert (
+        cli(
+            "runs", "export", str(folder), "--what", "summary", "--format", "json", "--output", str(out)
+        ).returncode
+        == 0
+    )
     arms = read_json(out)
     assert [a["arm"] for a in arms] == ["random", "warm", "shrink_perturb"]
     assert arms[0]["compute_ratio"] == 1.0

@@ -16,9 +16,9 @@ stream = "passive"
 strategies = ["shrink_perturb"]
 seeds = 2
 rounds = 2
-initial = 100
-query_size = 100
-n_examples = 1000
+initial = 60
+query_size = 60
+n_examples = 600
 
 [params.shrink_perturb]
 perturb = 0.05
@@ -79,30 +79,59 @@ def test_sweep_runs_end_to_end_on_the_cli(tmp_path):
     path = tmp_path / "sweep.toml"
     path.write_text(SWEEP)
     out = tmp_path / "run"
-    done = cli("bench", "--config", str(path), "--output", str(out), "--json", str(tmp_path / "r.json"), "--quiet")
+    done = cli(
+        "bench", "--config", str(path), "--output", str(out), "--json", str(tmp_path / "r.json"), "--quiet"
+    )
     assert done.returncode == 0, done.stderr
     payload = read_json(tmp_path / "r.json")
     assert [e["experiment"] for e in payload] == ["model=mlp", "model=logreg"]
-    assert [a["arm"] for a in payload[0]["arms"]][2:] == ["shrink_perturb[shrink=0.3]", "shrink_perturb[shrink=0.7]"]
+    assert [a["arm"] for a in payload[0]["arms"]][2:] == [
+        "shrink_perturb[shrink=0.3]",
+        "shrink_perturb[shrink=0.7]",
+    ]
     for i in (0, 1):
         assert (out / f"e{i}" / "frontier.png").is_file()
     assert "model=logreg" in (out / "report.html").read_text()
 
 
 def test_cli_sweep_flag_adds_variant_arms(tmp_path):
-    done = cli("bench", *TINY_FLAGS, "--sweep", "shrink_perturb.shrink=0.2,0.6", "--quiet", "--no-plot",
-               "--output", str(tmp_path / "run"), "--json", str(tmp_path / "r.json"))
+    done = cli(
+        "bench",
+        *TINY_FLAGS,
+        "--sweep",
+        "shrink_perturb.shrink=0.2,0.6",
+        "--quiet",
+        "--no-plot",
+        "--output",
+        str(tmp_path / "run"),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert done.returncode == 0, done.stderr
     arms = [a["arm"] for a in read_json(tmp_path / "r.json")["arms"]]
     assert arms == ["random", "warm", "shrink_perturb[shrink=0.2]", "shrink_perturb[shrink=0.6]"]
-    assert BenchConfig.build(param_grid={"shrink_perturb": {"shrink": [0.2]}}).arms[-1] == "shrink_perturb[shrink=0.2]"
+    assert (
+        BenchConfig.build(param_grid={"shrink_perturb": {"shrink": [0.2]}}).arms[-1]
+        == "shrink_perturb[shrink=0.2]"
+    )
 
 
 def test_progress_modes(tmp_path):
-    plain = cli("bench", *TINY_FLAGS, "--rounds", "2", "--no-plot", "--progress", "plain",
-                "--output", str(tmp_path / "a"))
+    plain = cli(
+        "bench",
+        *TINY_FLAGS,
+        "--rounds",
+        "2",
+        "--no-plot",
+        "--progress",
+        "plain",
+        "--output",
+        str(tmp_path / "a"),
+    )
     assert plain.returncode == 0
     lines = [ln for ln in plain.stderr.splitlines() if ln.startswith("[")]
     assert len(lines) == 3 * 2 * 2 and lines[-1].startswith("[12/12]")
-    quiet = cli("bench", *TINY_FLAGS, "--rounds", "2", "--no-plot", "--quiet", "--output", str(tmp_path / "b"))
+    quiet = cli(
+        "bench", *TINY_FLAGS, "--rounds", "2", "--no-plot", "--quiet", "--output", str(tmp_path / "b")
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""

@@ -109,6 +109,11 @@ def from_arrays(
         yt_np = np.asarray(y_test.cpu() if isinstance(y_test, torch.Tensor) else y_test)
         if xt_np.shape[1:] != x_np.shape[1:] or len(yt_np) != len(xt_np):
             raise DataError(f"{name}: X_test/y_test do not match X's example shape {x_np.shape[1:]}")
+        if n_examples is not None and not 2 <= n_examples <= len(x_np):
+            raise DataError(
+                f"{name}: n_examples must be between 2 and the {len(x_np)} training examples, "
+                f"got {n_examples}; lower --n-examples"
+            )
         if n_examples is not None and n_examples < len(x_np):
             keep = rng.permutation(len(x_np))[:n_examples]
             x_np, y_np = x_np[keep], y_np[keep]
@@ -116,8 +121,11 @@ def from_arrays(
     else:
         order = rng.permutation(len(x_np))
         if n_examples is not None:
-            if n_examples < 2:
-                raise DataError(f"n_examples must be at least 2, got {n_examples}")
+            if not 2 <= n_examples <= len(x_np):
+                raise DataError(
+                    f"{name}: n_examples must be between 2 and the {len(x_np)} examples available, "
+                    f"got {n_examples}; lower --n-examples"
+                )
             order = order[:n_examples]
         n_test = max(1, int(round(len(order) * test_fraction)))
         if n_test >= len(order):

@@ -81,5 +81,10 @@ def digits(n_examples: int | None = None, test_fraction: float = 0.3, split_seed
     bunch = load_digits()
     X = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     return from_arrays(
-        X, bunch.target, name="digits", n_examples=n_examples, test_fraction=test_fraction, split_seed=split_seed
+        X,
+        bunch.target,
+        name="digits",
+        n_examples=n_examples,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
     )

@@ -51,7 +51,9 @@ def model_params(name: str, values: Mapping[str, Any] | None = None) -> ModelPar
     try:
         return spec.Params(**dict(values or {}))
     except ValidationError as exc:
-        raise ActivewsError(f"model {name!r}: {format_validation_error(exc, spec.Params.model_fields)}") from None
+        raise ActivewsError(
+            f"model {name!r}: {format_validation_error(exc, spec.Params.model_fields)}"
+        ) from None
 
 
 def build_model(
@@ -78,5 +80,7 @@ def build_model(
             torch.manual_seed(int(seed))
             model = spec.builder(tuple(input_shape), int(num_classes), params)
     if not isinstance(model, nn.Module):
-        raise ActivewsError(f"model {name!r}: builder returned {type(model).__name__}, expected a torch.nn.Module")
+        raise ActivewsError(
+            f"model {name!r}: builder returned {type(model).__name__}, expected a torch.nn.Module"
+        )
     return model.to(device)

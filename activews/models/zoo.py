@@ -19,6 +19,11 @@ class MLPParams(ModelParams):
     hidden: tuple[int, ...] = Field((256, 256), description="hidden layer widths")
     activation: Literal["relu", "tanh"] = "relu"
 
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _one_width(cls, value: object) -> object:
+        return (value,) if isinstance(value, int) else value  # --model-param hidden=128
+
     @field_validator("hidden")
     @classmethod
     def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -49,6 +54,11 @@ class CNNParams(ModelParams):
     channels: tuple[int, ...] = Field((32, 64), description="output channels of each conv block")
     kernel_size: int = Field(5, ge=1)
     batchnorm: bool = Field(False, description="add BatchNorm after each convolution")
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _one_width(cls, value: object) -> object:
+        return (value,) if isinstance(value, int) else value
 
     @field_validator("channels")
     @classmethod
@@ -81,7 +91,9 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, params: CNNParams) -> nn
             f"model 'cnn' supports 1-D (L or C,L) and 2-D (C,H,W) inputs, got example shape {input_shape}; "
             f"use --model mlp or reshape the data"
         )
-    conv, bn, pool = (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+    conv, bn, pool = (
+        (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+    )
     layers = list(prefix)
     c_in, spatial = shape[0], list(shape[1:])
     for c_out in params.channels:

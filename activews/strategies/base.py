@@ -82,7 +82,9 @@ class InitStrategy:
 
     def __init__(self, params: Params | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         if params is not None and kwargs:
-            raise ActivewsError(f"{self.label()}: pass either a Params object or keyword parameters, not both")
+            raise ActivewsError(
+                f"{self.label()}: pass either a Params object or keyword parameters, not both"
+            )
         if isinstance(params, InitStrategy.Params):
             if not isinstance(params, self.Params):
                 raise ActivewsError(
@@ -102,7 +104,9 @@ class InitStrategy:
         try:
             return cls.Params(**values)
         except ValidationError as exc:
-            raise ActivewsError(f"{cls.label()}: {format_validation_error(exc, cls.Params.model_fields)}") from None
+            raise ActivewsError(
+                f"{cls.label()}: {format_validation_error(exc, cls.Params.model_fields)}"
+            ) from None
 
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         """Return the model to train in round ``ctx.round_index``, given last round's trained ``model``.
@@ -111,6 +115,9 @@ class InitStrategy:
         same architecture. They must keep parameter shapes, dtypes and the device.
         """
         raise NotImplementedError
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise :class:`ActivewsError` if this strategy cannot work on ``model`` (called before any training)."""
 
     def state_dict(self) -> dict[str, Any]:
         """State the strategy carries across rounds (saved in checkpoints); stateless strategies return {}.
@@ -137,7 +144,9 @@ class InitStrategy:
 STRATEGIES: Registry[type[InitStrategy]] = Registry("strategy", entry_point_group="activews.strategies")
 
 
-def register_strategy(name: str, *, overwrite: bool = False) -> Callable[[type[InitStrategy]], type[InitStrategy]]:
+def register_strategy(
+    name: str, *, overwrite: bool = False
+) -> Callable[[type[InitStrategy]], type[InitStrategy]]:
     """Class decorator: register an :class:`InitStrategy` subclass under ``name``.
 
     Example:

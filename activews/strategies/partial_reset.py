@@ -20,7 +20,8 @@ class PartialReset(InitStrategy):
     A *layer* is a module that owns parameters directly (``Linear``, ``Conv*``, ``BatchNorm*``, ...),
     counted in definition order. ``last=1`` resets the output layer (head reset); ``last=k`` resets
     the last ``k`` such layers. ``pattern`` (a regular expression searched in module names such as
-    ``"net.4"`` or ``"layer4"``) selects layers by name instead and overrides ``last``.
+    ``"3"`` for the built-in MLP's second Linear, or ``"layer4"`` in a ResNet) selects layers by name
+    instead and overrides ``last``. Both are checked against the model before any training.
 
     References:
         Nikishin et al., "The Primacy Bias in Deep Reinforcement Learning", ICML 2022 (arXiv 2205.07802);
@@ -28,7 +29,9 @@ class PartialReset(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        last: int = Field(1, ge=1, description="number of parameterized layers to reset, from the output back")
+        last: int = Field(
+            1, ge=1, description="number of parameterized layers to reset, from the output back"
+        )
         pattern: str | None = Field(None, description="regex over module names; overrides 'last' when set")
 
         @field_validator("pattern")
@@ -62,6 +65,9 @@ class PartialReset(InitStrategy):
                 f"{len(leaves)} parameterized layers; use last <= {len(leaves)}"
             )
         return leaves[-self.params.last :]
+
+    def check_model(self, model: nn.Module) -> None:
+        self.selected(model)
 
     @torch.no_grad()
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:

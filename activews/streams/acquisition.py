@@ -13,8 +13,17 @@ import torch
 
 from activews.registry import Registry
 
-__all__ = ["Acquisition", "ACQUISITIONS", "register_acquisition", "get_acquisition", "list_acquisitions",
-           "least_confidence", "margin", "entropy", "random"]
+__all__ = [
+    "Acquisition",
+    "ACQUISITIONS",
+    "register_acquisition",
+    "get_acquisition",
+    "list_acquisitions",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "random",
+]
 
 
 class Acquisition(Protocol):

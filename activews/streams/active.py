@@ -52,12 +52,16 @@ class ActiveStream(Stream):
         for start in range(0, unlabeled.numel(), self.score_batch):
             chunk = unlabeled[start : start + self.score_batch]
             probs = predict_proba(chunk)
-            out[start : start + chunk.numel()] = self.acquisition(probs, generator=self.generator).float().cpu()
+            out[start : start + chunk.numel()] = (
+                self.acquisition(probs, generator=self.generator).float().cpu()
+            )
         return out
 
     def next(self, prev: Round, predict_proba: ProbaFn | None = None) -> Round:
         if predict_proba is None:
-            raise ActivewsError("the active stream needs the current model's predict_proba to select examples")
+            raise ActivewsError(
+                "the active stream needs the current model's predict_proba to select examples"
+            )
         r = prev.index + 1
         if r >= self.num_rounds:
             raise ActivewsError(f"the stream has only {self.num_rounds} rounds")

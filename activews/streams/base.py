@@ -105,5 +105,5 @@ def check_sizes(pool_size: int, initial: int, query_size: int, rounds: int) -> N
         most = (pool_size - initial) // query_size + 1 if initial <= pool_size else 0
         raise ActivewsError(
             f"initial {initial} + {rounds - 1} rounds x query size {query_size} = {need} examples, but the "
-            f"training pool has {pool_size}; lower --initial, --query-size or --rounds (at most {most} rounds)"
+            f"training pool has {pool_size}; lower --initial, --query-size or --rounds (at most {most} round{'s' if most != 1 else ''})"
         )

@@ -56,7 +56,9 @@ def schedule_sizes(schedule: Sequence[float], pool_size: int) -> list[int]:
     """Labeled-set sizes for a fraction schedule; fractions must increase within (0, 1]."""
     fractions = [float(f) for f in schedule]
     if any(not 0.0 < f <= 1.0 for f in fractions):
-        raise ActivewsError(f"schedule fractions must lie in (0, 1], got {fractions}; e.g. --schedule 0.5,1.0")
+        raise ActivewsError(
+            f"schedule fractions must lie in (0, 1], got {fractions}; e.g. --schedule 0.5,1.0"
+        )
     if any(b <= a for a, b in zip(fractions, fractions[1:], strict=False)):
         raise ActivewsError(f"schedule fractions must increase, got {fractions}; e.g. --schedule 0.5,1.0")
     sizes = [max(1, int(round(f * pool_size))) for f in fractions]

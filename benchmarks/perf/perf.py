@@ -62,8 +62,12 @@ def bench_epoch(n: int = 7000, repeats: int = 7) -> dict:
             loss.backward()
             opt.step()
 
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=cfg.batch_size,
-                                         shuffle=True, generator=torch.Generator().manual_seed(1))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(1),
+    )
 
     def dataloader_epoch():
         for xb, yb in loader:
@@ -84,7 +88,10 @@ def bench_epoch(n: int = 7000, repeats: int = 7) -> dict:
             samples[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
-        "examples": n, "batch_size": cfg.batch_size, "repeats": repeats, "seconds": med,
+        "examples": n,
+        "batch_size": cfg.batch_size,
+        "repeats": repeats,
+        "seconds": med,
         "activews_vs_minimal": med["activews"] / med["minimal"],
         "dataloader_vs_minimal": med["dataloader"] / med["minimal"],
         "target": "activews_vs_minimal <= 1.05",
@@ -100,8 +107,15 @@ def bench_scoring(pool: int = 1_000_000, batch: int = 8192, repeats: int = 3) ->
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(pool, 40, generator=gen)
     model = build_model("mlp", (40,), 10, seed=0).eval()
-    stream = ActiveStream(pool + 1, torch.Generator().manual_seed(0), initial=1, query_size=1, rounds=2,
-                          acquisition="margin", score_batch=batch)
+    stream = ActiveStream(
+        pool + 1,
+        torch.Generator().manual_seed(0),
+        initial=1,
+        query_size=1,
+        rounds=2,
+        acquisition="margin",
+        score_batch=batch,
+    )
     unlabeled = torch.arange(pool)
 
     @torch.no_grad()
@@ -117,7 +131,9 @@ def bench_scoring(pool: int = 1_000_000, batch: int = 8192, repeats: int = 3) ->
     t_ours = _median_time(activews_scores, repeats)
     rss_after = _peak_rss_mb()
     return {
-        "pool": pool, "batch": batch, "repeats": repeats,
+        "pool": pool,
+        "batch": batch,
+        "repeats": repeats,
         "seconds": {"bare_forward": t_bare, "activews_scores": t_ours},
         "activews_vs_bare": t_ours / t_bare,
         "peak_rss_growth_mb": rss_after - rss_before,
@@ -132,13 +148,26 @@ def bench_workers() -> dict:
     out = {}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "activews", "bench", "--quiet", "--no-plot", "--workers", str(workers),
-                   "--output", str(Path(tmp) / "run"), "--json", str(Path(tmp) / "r.json")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "activews",
+                "bench",
+                "--quiet",
+                "--no-plot",
+                "--workers",
+                str(workers),
+                "--output",
+                str(Path(tmp) / "run"),
+                "--json",
+                str(Path(tmp) / "r.json"),
+            ]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             out[f"workers_{workers}_seconds"] = time.perf_counter() - t
             out[f"workers_{workers}_arms"] = [
-                {k: a[k] for k in ("arm", "final_accuracy", "steps")} for a in json.loads((Path(tmp) / "r.json").read_text())["arms"]
+                {k: a[k] for k in ("arm", "final_accuracy", "steps")}
+                for a in json.loads((Path(tmp) / "r.json").read_text())["arms"]
             ]
     out["speedup"] = out["workers_1_seconds"] / out["workers_2_seconds"]
     out["identical_results"] = out["workers_1_arms"] == out["workers_2_arms"]
@@ -147,13 +176,20 @@ def bench_workers() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=("epoch", "scoring", "workers"))
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+        },
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     for name, fn in (("epoch", bench_epoch), ("scoring", bench_scoring), ("workers", bench_workers)):
