@@ -141,6 +141,10 @@ def _optimizer_for(
     return fresh
 
 
+def _on(idx: torch.Tensor | slice, device: torch.device) -> torch.Tensor | slice:
+    return idx if isinstance(idx, slice) else idx.to(device)
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
@@ -247,7 +251,7 @@ def run_arm(
             current = model
             rnd = stream.next(
                 prev,
-                lambda idx, m=current: predict_proba(m, x_train[idx.to(device)], train_cfg.eval_batch_size),
+                lambda idx, m=current: predict_proba(m, x_train[_on(idx, device)], train_cfg.eval_batch_size),
             )
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
         labeled = rnd.labeled.to(device)

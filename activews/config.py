@@ -124,7 +124,11 @@ class BenchConfig(BaseModel):
         from activews.strategies import get_strategy
         from activews.streams import ACQUISITIONS, STREAMS
 
-        for registry, name in ((STREAMS, self.stream), (MODELS, self.model), (ACQUISITIONS, self.acquisition)):
+        for registry, name in (
+            (STREAMS, self.stream),
+            (MODELS, self.model),
+            (ACQUISITIONS, self.acquisition),
+        ):
             if name not in registry:
                 raise ActivewsError(registry.unknown_message(name))
         if not self.dataset.endswith(".npz") and self.dataset not in DATASETS:

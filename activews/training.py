@@ -111,11 +111,15 @@ def train_to_criterion(
     acc = loss_mean = 0.0
     reason: Literal["target", "plateau", "max_epochs", "empty"] = "max_epochs"
     bs = config.batch_size
+    # Per-step bookkeeping goes into preallocated buffers and is reduced once per epoch: the running
+    # accuracy then costs two small ops per step (see benchmarks/perf and docs/performance.md).
+    starts = range(0, n, bs)
+    preds = torch.empty(n, dtype=torch.long, device=x.device)
+    batch_losses = torch.empty(len(starts), device=x.device)
+    batch_sizes = torch.tensor([min(bs, n - i) for i in starts], dtype=batch_losses.dtype, device=x.device)
     while epochs < config.max_epochs:
         perm = torch.randperm(n, generator=generator).to(x.device)
-        correct = torch.zeros((), dtype=torch.long, device=x.device)
-        loss_sum = torch.zeros((), device=x.device)
-        for i in range(0, n, bs):
+        for k, i in enumerate(starts):
             idx = perm[i : i + bs]
             xb, yb = x[idx], y[idx]
             out = model(xb)
@@ -124,11 +128,11 @@ def train_to_criterion(
             loss.backward()
             opt.step()
             steps += 1
-            with torch.no_grad():
-                correct += (out.argmax(1) == yb).sum()
-                loss_sum += loss.detach() * yb.numel()
+            torch.argmax(out.detach(), dim=1, out=preds[i : i + bs])
+            batch_losses[k] = loss.detach()
         epochs += 1
-        acc, loss_mean = correct.item() / n, loss_sum.item() / n
+        acc = (preds == y[perm]).sum().item() / n
+        loss_mean = (batch_losses * batch_sizes).sum().item() / n
         if on_epoch is not None:
             on_epoch(epochs, acc)
         if acc >= config.target_accuracy:

@@ -46,15 +46,23 @@ class ActiveStream(Stream):
         labeled = torch.randperm(self.pool_size, generator=self.generator)[: self.initial]
         return Round(0, labeled, labeled)
 
-    def scores(self, unlabeled: torch.Tensor, predict_proba: ProbaFn) -> torch.Tensor:
-        """Acquisition scores of ``unlabeled`` pool indices, computed batch by batch."""
-        out = torch.empty(unlabeled.numel(), dtype=torch.float32)
-        for start in range(0, unlabeled.numel(), self.score_batch):
-            chunk = unlabeled[start : start + self.score_batch]
-            probs = predict_proba(chunk)
-            out[start : start + chunk.numel()] = (
-                self.acquisition(probs, generator=self.generator).float().cpu()
-            )
+    def scores(self, predict_proba: ProbaFn, labeled: torch.Tensor | None = None) -> torch.Tensor:
+        """Acquisition scores of every pool example; labeled ones (a boolean mask) score ``-inf``.
+
+        The pool is walked in contiguous windows of ``score_batch`` examples and only the unlabeled
+        examples of each window are scored, so memory beyond the model's batch is the score vector
+        (4 bytes per example) plus the mask (1 byte per example).
+        """
+        out = torch.full((self.pool_size,), float("-inf"))
+        for start in range(0, self.pool_size, self.score_batch):
+            stop = min(start + self.score_batch, self.pool_size)
+            idx: slice | torch.Tensor = slice(start, stop)  # a view of the pool: no gather copy
+            if labeled is not None and labeled[start:stop].any():
+                idx = torch.arange(start, stop)[~labeled[start:stop]]
+                if not idx.numel():
+                    continue
+            probs = predict_proba(idx)
+            out[idx] = self.acquisition(probs, generator=self.generator).float().cpu()
         return out
 
     def next(self, prev: Round, predict_proba: ProbaFn | None = None) -> Round:
@@ -67,8 +75,6 @@ class ActiveStream(Stream):
             raise ActivewsError(f"the stream has only {self.num_rounds} rounds")
         is_labeled = torch.zeros(self.pool_size, dtype=torch.bool)
         is_labeled[prev.labeled] = True
-        unlabeled = torch.nonzero(~is_labeled).squeeze(1)
-        scores = self.scores(unlabeled, predict_proba)
-        top = torch.topk(scores, self.query_size, sorted=True).indices
-        new = unlabeled[top]
+        scores = self.scores(predict_proba, is_labeled)
+        new = torch.topk(scores, self.query_size, sorted=True).indices
         return Round(r, torch.cat([prev.labeled, new]), new)

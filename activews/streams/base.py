@@ -13,8 +13,9 @@ from activews.registry import Registry
 
 __all__ = ["Round", "Stream", "STREAMS", "register_stream", "ProbaFn"]
 
-ProbaFn = Callable[[torch.Tensor], torch.Tensor]
-"""Maps a 1-D tensor of pool indices to predicted class probabilities, shape ``(len(indices), C)``."""
+ProbaFn = Callable[[torch.Tensor | slice], torch.Tensor]
+"""Maps pool indices (a 1-D index tensor, or a ``slice`` for a contiguous window) to predicted class
+probabilities of shape ``(number of examples, C)``; ``x_pool[indices]`` works for both."""
 
 
 @dataclass(frozen=True)
