@@ -73,7 +73,9 @@ def resolve_device(name: str) -> torch.device:
 class ProgressEvent:
     """Reported to a ``progress`` callback.
 
-    ``kind`` is ``"arm_start"``, ``"round_end"`` (``record`` holds the round's row) or ``"arm_end"``.
+    ``kind`` is ``"start"`` (once per run, after validation: ``round`` = rounds already stored,
+    ``num_rounds`` = rounds in the whole run), ``"arm_start"``, ``"round_end"`` (``record`` holds the
+    round's row) or ``"arm_end"``.
     ``strategy`` is the arm's label (the strategy name, or ``name[key=value]`` for a sweep variant).
     """
 

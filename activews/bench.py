@@ -145,8 +145,14 @@ def run_experiments(
     folder = Path(output)
     datasets = dict(datasets or {})
     configs = {i: cfg for i, (_, cfg) in enumerate(experiments)}
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401  (fail before any folder is created)
+        except ImportError:
+            raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
     for i, cfg in configs.items():
-        resolve_device(cfg.device)
+        if executor != "ray":  # Ray tasks may run on GPU nodes this machine is not
+            resolve_device(cfg.device)
         if i not in datasets:
             datasets[i] = load_bench_dataset(cfg)
         check_fits(cfg, datasets[i])
@@ -221,7 +227,10 @@ def _mismatch_message(folder: Path, old: dict[str, Any], new: dict[str, Any]) ->
         prefix = f"[{b['label']}] " if len(new_exps) > 1 else ""
         diffs += [prefix + d for d in config_diff(a["config"], b["config"])]
     if not diffs and old.get("datasets") != new.get("datasets"):
-        diffs.append("the dataset's contents differ")
+        return (
+            f"run folder {str(folder)!r} was run on different data (the dataset's contents changed); "
+            f"restore the original data or choose another --output"
+        )
     return (
         f"run folder {str(folder)!r} holds a run with a different config ({'; '.join(diffs[:4])}"
         f"{'; ...' if len(diffs) > 4 else ''}); resume it with 'activews bench --resume {folder}' "
@@ -234,7 +243,7 @@ def load_results(folder: str | Path) -> list[BenchResult]:
     with RunStore(folder) as store:
         results = []
         for exp, label, cfg_json in store.experiments():
-            config = BenchConfig.model_validate(cfg_json)
+            config = BenchConfig.from_stored(cfg_json)
             records = [
                 {k: v for k, v in r.items() if k not in ("seq", "experiment")}
                 for r in store.records(experiment=exp)

@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = r.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser)
     rl = rsub.add_parser("list", help="list the run folders under a root folder")
     rl.add_argument("--root", default=str(RUNS_ROOT), help="folder holding run folders (default: runs)")
-    rs = rsub.add_parser("show", help="config, progress and summary tables of one run")
+    rs = rsub.add_parser("show", help="protocol, progress and summary tables of one run")
     rs.add_argument("run", metavar="RUN", help="run folder, or its name under runs/")
     re_ = rsub.add_parser("export", help="write a run's records or summary as CSV or JSON")
     re_.add_argument("run", metavar="RUN")
@@ -374,7 +374,7 @@ def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any
         folder = resolve_run(args.resume)
         with RunStore(folder) as store:
             stored = store.run_config()["experiments"]
-        return [(e["label"], BenchConfig.model_validate(e["config"])) for e in stored], folder
+        return [(e["label"], BenchConfig.from_stored(e["config"])) for e in stored], folder
     values = load_sweep(args.config) if args.config else {}
     if "param_grid" in flags and "param_grid" in values:
         values["param_grid"] = {**values["param_grid"], **flags.pop("param_grid")}
@@ -427,7 +427,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         payload = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
         atomic_write(json_path, json.dumps(to_jsonable(payload), indent=2))
     for result in results:
-        label = f" [{result.label}]" if result.label else ""
+        label = f" \\[{escape(result.label)}]" if result.label else ""
         out.print(
             penalty_table(
                 result.summary, title=f"Warm-start penalty vs random{label} (accuracy points, final round)"
@@ -436,7 +436,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.print(compute_table(result.summary))
         out.print(protocol_title(result.config), highlight=False)
     out.print(
-        f"{results[0].seconds:.0f} s · results in {folder}/ (report.html, summary.json, records.csv)"
+        f"{results[0].seconds:.0f} s · results in {folder}/ ("
+        + ("report.html, " if not args.no_plot else "")
+        + "summary.json, records.csv)"
         + (f" · JSON: {json_path}" if json_path else ""),
         highlight=False,
     )
@@ -646,7 +648,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"[bold]{folder}[/] · cells done {done}/{total} · {n_rec} rounds stored", highlight=False
         )
         for r in results:
-            console.print(protocol_title(r.config) + (f" [{r.label}]" if r.label else ""), highlight=False)
+            console.print(
+                escape(protocol_title(r.config) + (f" [{r.label}]" if r.label else "")), highlight=False
+            )
             if r.summary:
                 console.print(penalty_table(r.summary))
                 console.print(compute_table(r.summary))
@@ -687,7 +691,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     written = write_run_folder(results, target)
     console = Console()
     for r in results:
-        console.print(protocol_title(r.config) + (f" [{r.label}]" if r.label else ""), highlight=False)
+        console.print(
+            escape(protocol_title(r.config) + (f" [{r.label}]" if r.label else "")), highlight=False
+        )
         console.print(penalty_table(r.summary))
         console.print(compute_table(r.summary))
     console.print(f"wrote {len(written)} files to {target}/ (open report.html)", highlight=False)

@@ -226,6 +226,16 @@ class BenchConfig(BaseModel):
         )
 
     @classmethod
+    def from_stored(cls, values: dict[str, Any]) -> BenchConfig:
+        """Rebuild a config saved in a run store; a one-line error if it no longer validates."""
+        try:
+            return cls.build(**values)
+        except ActivewsError as exc:
+            raise ActivewsError(
+                f"the stored run config does not load: {exc} (if the run used --plugin, pass the same --plugin)"
+            ) from None
+
+    @classmethod
     def build(cls, **values: Any) -> BenchConfig:
         """Like ``BenchConfig(**values)`` but raises a one-line :class:`ActivewsError` on invalid input."""
         try:

@@ -238,7 +238,9 @@ def _execute_ray(
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=1)(_ray_cell)
+        # One GPU per task when a cell trains on CUDA, so Ray spreads cells over the cluster's GPUs.
+        wants_gpu = any(configs[c.experiment].device.startswith("cuda") for c in cells)
+        remote = ray.remote(num_cpus=1, num_gpus=1 if wants_gpu else 0)(_ray_cell)
         plugins = loaded_plugins()
         threads = 1 if address else _threads_per_worker(workers)
         refs = [

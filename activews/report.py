@@ -150,7 +150,9 @@ def _per_round_figure(result: Any, key: str, ylabel: str, title: str, skip_rando
     for i, row in enumerate(result.summary):
         if skip_random and row["arm"] == "random":
             continue
-        pr = row["per_round"]
+        pr = [p for p in row["per_round"] if p[key] is not None]  # unpaired rounds of an unfinished run
+        if not pr:
+            continue
         x = [p["n_labeled"] for p in pr]
         st = _style(row["arm"], i)
         ax.plot(x, [p[key] * 100 for p in pr], label=row["arm"], **st)

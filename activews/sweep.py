@@ -38,7 +38,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ActivewsError(
-            f"--config {str(path)!r}: no such file; pass a TOML sweep file (see docs/sweeps.md)"
+            f"--config {str(path)!r}: no such file; pass a TOML sweep file (see docs/running.md#sweeps)"
         )
     try:
         with path.open("rb") as fh:
@@ -62,7 +62,11 @@ def expand(values: dict[str, Any]) -> list[tuple[str, BenchConfig]]:
     fields = BenchConfig.model_fields
     for key, options in grid.items():
         if key not in fields or key in ("param_grid",):
-            raise ActivewsError(f"[grid] key {key!r} is not a bench setting; use one of: {', '.join(fields)}")
+            usable = [f for f in fields if f != "param_grid"]
+            raise ActivewsError(
+                f"[grid] key {key!r} is not a bench setting; use one of: {', '.join(usable)} "
+                f"(strategy parameters go in [param_grid.STRATEGY])"
+            )
         if not isinstance(options, list) or not options:
             raise ActivewsError(f"[grid] {key} must be a non-empty list, e.g. {key} = [..., ...]")
     unknown = [k for k in values if k not in fields]
