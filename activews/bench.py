@@ -324,6 +324,12 @@ def _area(accuracies: Sequence[float]) -> float:
     return float(a[0]) if len(a) == 1 else float(np.trapezoid(a) / (len(a) - 1))
 
 
+def _mean_field(rows: Sequence[dict[str, Any]], key: str) -> float | None:
+    """Mean of ``key`` over ``rows``; None when hand-made records lack it."""
+    values = [row[key] for row in rows if key in row]
+    return float(np.mean(values)) if len(values) == len(rows) else None
+
+
 def _stat(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
     return mean_ci(values) if values else (None, None)
 
@@ -377,8 +383,8 @@ def summarize(
                     "accuracy_ci": a_ci,
                     "penalty": p_mean,
                     "penalty_ci": p_ci,
-                    "steps": float(np.mean([rows[r]["steps"] for rows in seeds.values()])),
-                    "seconds": float(np.mean([rows[r]["seconds"] for rows in seeds.values()])),
+                    "steps": _mean_field([rows[r] for rows in seeds.values()], "steps"),
+                    "seconds": _mean_field([rows[r] for rows in seeds.values()], "seconds"),
                 }
             )
         all_rows = [row for rows in seeds.values() for row in rows]

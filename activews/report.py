@@ -173,8 +173,10 @@ def _compute_figure(result: Any) -> bytes:
         pr = row["per_round"]
         x = [p["n_labeled"] for p in pr]
         st = _style(row["arm"], i)
-        ax_s.plot(x, [p["steps"] for p in pr], label=row["arm"], **st)
-        ax_t.plot(x, [p["seconds"] for p in pr], label=row["arm"], **st)
+        if all(p["steps"] is not None for p in pr):
+            ax_s.plot(x, [p["steps"] for p in pr], label=row["arm"], **st)
+        if all(p["seconds"] is not None for p in pr):
+            ax_t.plot(x, [p["seconds"] for p in pr], label=row["arm"], **st)
     ax_s.set(
         xlabel="labeled examples", ylabel="optimizer steps in the round", title="Training steps per round"
     )

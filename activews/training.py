@@ -111,12 +111,14 @@ def train_to_criterion(
     acc = loss_mean = 0.0
     reason: Literal["target", "plateau", "max_epochs", "empty"] = "max_epochs"
     bs = config.batch_size
-    # Per-step bookkeeping goes into preallocated buffers and is reduced once per epoch: the running
-    # accuracy then costs two small ops per step (see benchmarks/perf and docs/performance.md).
+    # Per-step bookkeeping writes into views of preallocated buffers, made once per call, and is
+    # reduced once per epoch: the running accuracy costs two small ops per step (docs/performance.md).
     starts = range(0, n, bs)
     preds = torch.empty(n, dtype=torch.long, device=x.device)
     batch_losses = torch.empty(len(starts), device=x.device)
     batch_sizes = torch.tensor([min(bs, n - i) for i in starts], dtype=batch_losses.dtype, device=x.device)
+    pred_views = [preds[i : i + bs] for i in starts]
+    loss_views = list(batch_losses.unbind())
     while epochs < config.max_epochs:
         perm = torch.randperm(n, generator=generator).to(x.device)
         for k, i in enumerate(starts):
@@ -128,8 +130,9 @@ def train_to_criterion(
             loss.backward()
             opt.step()
             steps += 1
-            torch.argmax(out.detach(), dim=1, out=preds[i : i + bs])
-            batch_losses[k] = loss.detach()
+            with torch.no_grad():
+                torch.argmax(out, dim=1, out=pred_views[k])
+                loss_views[k].copy_(loss)
         epochs += 1
         acc = (preds == y[perm]).sum().item() / n
         loss_mean = (batch_losses * batch_sizes).sum().item() / n

@@ -43,7 +43,7 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_epoch(n: int = 7000, repeats: int = 7) -> dict:
+def bench_epoch(n: int = 7000, repeats: int = 11, epochs_per_sample: int = 5) -> dict:
     """Seconds per epoch (median of interleaved repeats) for the three loops, same model and optimizer."""
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(n, 40, generator=gen), torch.randint(0, 10, (n,), generator=gen)
@@ -84,8 +84,9 @@ def bench_epoch(n: int = 7000, repeats: int = 7) -> dict:
     for _ in range(repeats):  # interleaved, so drift on a shared machine hits all loops alike
         for name, fn in fns.items():
             t = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t)
+            for _ in range(epochs_per_sample):
+                fn()
+            samples[name].append((time.perf_counter() - t) / epochs_per_sample)
     med = {k: statistics.median(v) for k, v in samples.items()}
     return {
         "examples": n,
@@ -107,7 +108,12 @@ def _scoring_setup(pool: int, batch: int):
     x = torch.randn(pool, 40, generator=gen)
     model = build_model("mlp", (40,), 10, seed=0).eval()
     stream = ActiveStream(
-        pool, torch.Generator().manual_seed(0), initial=1, query_size=1, rounds=2, acquisition="margin",
+        pool,
+        torch.Generator().manual_seed(0),
+        initial=1,
+        query_size=1,
+        rounds=2,
+        acquisition="margin",
         score_batch=batch,
     )
     return x, model, stream
@@ -166,13 +172,21 @@ def bench_scoring(pool: int = 1_000_000, batch: int = 8192, repeats: int = 5) ->
     growth = {}
     for size in (pool // 4, pool):
         code = f"import benchmarks.perf.perf as p; print(*p.scoring_memory({size}, {batch}))"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parents[2])
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         growth[size] = [float(v) for v in out.stdout.strip().splitlines()[-1].split()]
     small, large = pool // 4, pool
     per_example = (growth[large][1] - growth[small][1]) * 2**20 / (large - small)
     return {
-        "pool": pool, "batch": batch, "repeats": repeats, "seconds": med,
+        "pool": pool,
+        "batch": batch,
+        "repeats": repeats,
+        "seconds": med,
         "activews_vs_bare": med["activews_scores"] / med["bare_forward"],
         "peak_rss_growth_mb": {str(k): round(v[0], 1) for k, v in growth.items()},
         "live_growth_mb": {str(k): round(v[1], 1) for k, v in growth.items()},

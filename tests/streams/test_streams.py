@@ -113,7 +113,9 @@ class FakeModel:
         self.uncertainty = uncertainty
         self.calls: list[torch.Tensor] = []
 
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+    def __call__(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        if isinstance(idx, slice):  # a contiguous window of the pool
+            idx = torch.arange(idx.start, idx.stop)
         self.calls.append(idx.clone())
         u = self.uncertainty[idx]
         return torch.stack([1 - u, u], dim=1)
@@ -168,7 +170,17 @@ def test_active_scores_in_batches(score_batch):
     for a, b in zip(reference, batched, strict=True):
         assert torch.equal(a.labeled, b.labeled) and torch.equal(a.new, b.new)
     assert max(c.numel() for c in model.calls) <= score_batch
-    assert len(model.calls) == sum(-(-(POOL - r.n_labeled) // score_batch) for r in batched[:-1])
+    # one call per window of the pool that holds an unlabeled example, and only unlabeled ones are scored
+    windows = 0
+    for r in batched[:-1]:
+        labeled = set(r.labeled.tolist())
+        windows += sum(
+            any(i not in labeled for i in range(w, min(w + score_batch, POOL)))
+            for w in range(0, POOL, score_batch)
+        )
+    assert len(model.calls) == windows
+    scored = [int(i) for c in model.calls for i in c]
+    assert len(scored) == sum(POOL - r.n_labeled for r in batched[:-1])
 
 
 def test_active_with_random_acquisition_is_seeded():
