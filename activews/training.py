@@ -152,15 +152,25 @@ def train_to_criterion(
     return stats, opt
 
 
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Row-wise softmax of ``logits`` (a new tensor; ``logits`` is left as it is).
+
+    On CPU, ``torch.softmax`` over a short last dimension (10 classes) took 810 us for 8,192 rows where
+    this max-subtract / exp / normalize sequence took 230 us (docs/performance.md).
+    """
+    probs = (logits - logits.amax(dim=1, keepdim=True)).exp_()
+    return probs.div_(probs.sum(dim=1, keepdim=True))
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """Class probabilities for ``x`` in eval mode, computed in batches."""
     was_training = model.training
     model.eval()
     try:
-        return torch.cat(
-            [F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
-        )
+        if len(x) <= batch_size:
+            return softmax(model(x))
+        return torch.cat([softmax(model(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
     finally:
         model.train(was_training)
 
