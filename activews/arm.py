@@ -93,25 +93,11 @@ ProgressFn = Callable[[ProgressEvent], None]
 def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
     """The configured stream over a pool of ``pool_size`` examples."""
     cls = STREAMS.get(config.stream)
+    sizes = {"initial": config.initial, "query_size": config.query_size, "rounds": config.rounds}
     if config.stream == "passive":
-        return cls(
-            pool_size,
-            gen,
-            initial=config.initial,
-            query_size=config.query_size,
-            rounds=config.rounds,
-            schedule=config.schedule,
-        )
+        return cls(pool_size, gen, **sizes, schedule=config.schedule)
     if config.stream == "active":
-        return cls(
-            pool_size,
-            gen,
-            initial=config.initial,
-            query_size=config.query_size,
-            rounds=config.rounds,
-            acquisition=config.acquisition,
-            score_batch=config.score_batch,
-        )
+        return cls(pool_size, gen, **sizes, acquisition=config.acquisition, score_batch=config.score_batch)
     return cls(pool_size, gen)
 
 
