@@ -82,134 +82,49 @@ def parse_schedule(text: str) -> list[float]:
 
 # (flag, field, help); every bench setting defaults to None here so that flags the user typed can
 # override a --config file or be compared with a resumed run; the real defaults live in BenchConfig.
-_SETTINGS: list[tuple[str, str, str, dict[str, Any]]] = [
-    (
-        "what to compare",
-        "--strategy",
-        "strategies",
-        {
-            "action": "append",
-            "metavar": "NAME",
-            "help": "strategy to compare (repeatable; see 'activews strategies')",
-        },
-    ),
-    (
-        "what to compare",
-        "--param",
-        "params",
-        {
-            "action": "append",
-            "metavar": "STRATEGY.KEY=VALUE",
-            "help": "strategy parameter, e.g. shrink_perturb.shrink=0.6",
-        },
-    ),
-    (
-        "what to compare",
-        "--sweep",
-        "param_grid",
-        {
-            "action": "append",
-            "metavar": "STRATEGY.KEY=V1,V2",
-            "help": "one arm per value, e.g. shrink_perturb.shrink=0.2,0.4,0.6",
-        },
-    ),
-    ("what to compare", "--seeds", "seeds", {"help": "number of seeds, or a list such as 0,1,2"}),
-    ("data and model", "--dataset", "dataset", {"help": "mnist1d | digits | PATH.npz (arrays X, y)"}),
-    ("data and model", "--n-examples", "n_examples", {"type": int, "help": "examples to use"}),
-    ("data and model", "--test-fraction", "test_fraction", {"type": float, "help": "held-out test fraction"}),
-    ("data and model", "--split-seed", "split_seed", {"type": int, "help": "seed of the train/test split"}),
-    ("data and model", "--model", "model", {"help": "mlp | logreg | cnn"}),
-    (
-        "data and model",
-        "--model-param",
-        "model_params",
-        {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"},
-    ),
-    ("stream", "--stream", "stream", {"help": "passive | active"}),
-    ("stream", "--rounds", "rounds", {"type": int, "help": "number of rounds"}),
-    ("stream", "--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
-    ("stream", "--query-size", "query_size", {"type": int, "help": "examples added per round"}),
-    ("stream", "--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
-    ("stream", "--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random"}),
-    (
-        "stream",
-        "--score-batch",
-        "score_batch",
-        {"type": int, "help": "pool examples scored per forward pass"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--optimizer",
-        "optimizer",
-        {"help": "adam | sgd"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--lr",
-        "lr",
-        {"type": float, "help": "learning rate"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--momentum",
-        "momentum",
-        {"type": float, "help": "SGD momentum"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--weight-decay",
-        "weight_decay",
-        {"type": float, "help": "L2 weight decay"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--batch-size",
-        "batch_size",
-        {"type": int, "help": "minibatch size"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--target-accuracy",
-        "target_accuracy",
-        {"type": float, "help": "running training accuracy to stop at"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--patience",
-        "patience",
-        {"type": int, "help": "plateau rule: epochs without improvement"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--min-delta",
-        "min_delta",
-        {"type": float, "help": "plateau rule: running-accuracy gain that resets patience"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--max-epochs",
-        "max_epochs",
-        {"type": int, "help": "epoch cap per round"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--keep-optimizer-state",
-        "keep_optimizer_state",
-        {"action": "store_const", "const": True, "help": "carry optimizer state across rounds"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--eval-batch-size",
-        "eval_batch_size",
-        {"type": int, "help": "examples per forward pass when evaluating"},
-    ),
-    (
-        "training (each round trains to the target accuracy)",
-        "--device",
-        "device",
-        {"help": "cpu | cuda | cuda:N | mps | auto"},
-    ),
-]
+# One line per flag, so the table reads like the help it produces.
+# fmt: off
+_GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "what to compare": [
+        ("--strategy", "strategies", {"action": "append", "metavar": "NAME", "help": "strategy to compare (repeatable; see 'activews strategies')"}),
+        ("--param", "params", {"action": "append", "metavar": "STRATEGY.KEY=VALUE", "help": "strategy parameter, e.g. shrink_perturb.shrink=0.6"}),
+        ("--sweep", "param_grid", {"action": "append", "metavar": "STRATEGY.KEY=V1,V2", "help": "one arm per value, e.g. shrink_perturb.shrink=0.2,0.4,0.6"}),
+        ("--seeds", "seeds", {"help": "number of seeds, or a list such as 0,1,2"}),
+    ],
+    "data and model": [
+        ("--dataset", "dataset", {"help": "mnist1d | digits | PATH.npz (arrays X, y)"}),
+        ("--n-examples", "n_examples", {"type": int, "help": "examples to use"}),
+        ("--test-fraction", "test_fraction", {"type": float, "help": "held-out test fraction"}),
+        ("--split-seed", "split_seed", {"type": int, "help": "seed of the train/test split"}),
+        ("--model", "model", {"help": "mlp | logreg | cnn"}),
+        ("--model-param", "model_params", {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"}),
+    ],
+    "stream": [
+        ("--stream", "stream", {"help": "passive | active"}),
+        ("--rounds", "rounds", {"type": int, "help": "number of rounds"}),
+        ("--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
+        ("--query-size", "query_size", {"type": int, "help": "examples added per round"}),
+        ("--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
+        ("--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random"}),
+        ("--score-batch", "score_batch", {"type": int, "help": "pool examples scored per forward pass"}),
+    ],
+    "training (each round trains to the target accuracy)": [
+        ("--optimizer", "optimizer", {"help": "adam | sgd"}),
+        ("--lr", "lr", {"type": float, "help": "learning rate"}),
+        ("--momentum", "momentum", {"type": float, "help": "SGD momentum"}),
+        ("--weight-decay", "weight_decay", {"type": float, "help": "L2 weight decay"}),
+        ("--batch-size", "batch_size", {"type": int, "help": "minibatch size"}),
+        ("--target-accuracy", "target_accuracy", {"type": float, "help": "running training accuracy to stop at"}),
+        ("--patience", "patience", {"type": int, "help": "plateau rule: epochs without improvement"}),
+        ("--min-delta", "min_delta", {"type": float, "help": "plateau rule: running-accuracy gain that resets patience"}),
+        ("--max-epochs", "max_epochs", {"type": int, "help": "epoch cap per round"}),
+        ("--keep-optimizer-state", "keep_optimizer_state", {"action": "store_const", "const": True, "help": "carry optimizer state across rounds"}),
+        ("--eval-batch-size", "eval_batch_size", {"type": int, "help": "examples per forward pass when evaluating"}),
+        ("--device", "device", {"help": "cpu | cuda | cuda:N | mps | auto"}),
+    ],
+}
+# fmt: on
+_SETTINGS = [(group, flag, dest, kw) for group, items in _GROUPS.items() for flag, dest, kw in items]
 
 
 def _default_text(field: str) -> str:
