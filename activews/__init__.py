@@ -4,8 +4,7 @@ Quick start::
 
     from activews import BenchConfig, run_bench
     result = run_bench(BenchConfig(stream="active", strategies=["shrink_perturb"], seeds=3))
-    for arm in result.summary:
-        print(arm["strategy"], arm["final_accuracy"], arm["penalty"], arm["compute_ratio"])
+    penalties = {arm["arm"]: (arm["penalty"], arm["penalty_ci"]) for arm in result.summary}
 """
 
 from activews.bench import BenchResult, ProgressEvent, run_arm, run_bench, summarize

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .run_helpers import cli, read_json
+from .run_helpers import TINY_FLAGS, cli, read_json
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -31,15 +31,8 @@ def test_custom_strategy_plugin_on_the_cli(tmp_path):
         "shrink_to_init",
         "--param",
         "shrink_to_init.alpha=0.5",
-        "--n-examples",
-        "1000",
-        "--rounds",
-        "2",
-        "--initial",
-        "100",
-        "--query-size",
-        "100",
-        "--seeds",
+        *TINY_FLAGS,
+        "--rounds",  # the last --rounds wins: two rounds are enough here
         "2",
         "--quiet",
         "--no-plot",
