@@ -25,6 +25,7 @@ from torch import nn
 
 from activews.config import ArmSpec, BenchConfig
 from activews.data import Dataset, load_dataset
+from activews.diagnostics import RECORD_FIELDS, GradNormProbe, flat_parameters, weight_change
 from activews.errors import ActivewsError
 from activews.models import build_model, model_params
 from activews.strategies import InitContext, make_strategy
@@ -107,12 +108,20 @@ def load_bench_dataset(config: BenchConfig) -> Dataset:
         n_examples=config.n_examples,
         test_fraction=config.test_fraction,
         split_seed=config.split_seed,
+        data_dir=config.data_dir,
+        download=config.download,
+        val_split=config.val_split,
     )
 
 
 def check_fits(config: BenchConfig, dataset: Dataset) -> None:
     """Fail before training if the stream or the model does not fit the dataset."""
     make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    if config.augment and dataset.x_train.dim() != 4:
+        raise ActivewsError(
+            f"--augment (random crop + flip) needs image data (C, H, W); {dataset.name} examples have shape "
+            f"{tuple(dataset.input_shape)}; drop --augment"
+        )
     model = build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
     for spec in config.arm_specs:
         make_strategy(spec.strategy, spec.params).check_model(model)
@@ -245,6 +254,8 @@ def run_arm(
         labeled = rnd.labeled.to(device)
         x_l, y_l = x_train[labeled], y_train[labeled]
         t_init = time.perf_counter()
+        # The previous round's final weights, for the weight_change diagnostic (strategies may work in place).
+        before = flat_parameters(model) if r > 0 and "weight_change" in config.diagnostics else None
         if r > 0:
             ctx = InitContext(
                 r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device)
@@ -255,8 +266,23 @@ def run_arm(
                     f"strategy {spec.strategy!r}: init_round returned {type(model).__name__}, expected nn.Module"
                 )
         init_seconds = time.perf_counter() - t_init
+        diag: dict[str, Any] = {}
+        if "weight_change" in config.diagnostics:
+            diag |= weight_change(before, model) if r > 0 else dict.fromkeys(RECORD_FIELDS["weight_change"])
+        probe = GradNormProbe(x_l, y_l, rnd.new_mask()) if "grad_norms" in config.diagnostics else None
         optimizer = _optimizer_for(model, optimizer, train_cfg)
-        stats, optimizer = train_to_criterion(model, x_l, y_l, train_cfg, train_gen, optimizer=optimizer)
+        stats, optimizer = train_to_criterion(
+            model,
+            x_l,
+            y_l,
+            train_cfg,
+            train_gen,
+            optimizer=optimizer,
+            epochs=config.first_round_epochs if r == 0 else None,
+            probe=probe,
+        )
+        if probe is not None:
+            diag |= probe.fields()
         test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
         cum_steps += stats.steps
         cum_seconds += stats.seconds
@@ -279,7 +305,7 @@ def run_arm(
             "select_seconds": select_seconds,
             "cumulative_steps": cum_steps,
             "cumulative_seconds": cum_seconds,
-        }
+        } | diag
         records.append(record)
         prev = rnd
         if ckpt_path is not None:

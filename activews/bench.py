@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from activews.arm import (
     ProgressEvent,
@@ -169,7 +170,12 @@ def run_experiments(
         todo = [Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"]
     finally:
         store.close()
-    total = sum(len(cfg.arms) * len(cfg.seeds) * cfg.num_rounds for cfg in configs.values())
+    # Rounds per arm come from the stream (``rounds=0`` runs until the pool is used up).
+    num_rounds = {
+        i: make_stream(cfg, len(datasets[i].y_train), torch.Generator()).num_rounds
+        for i, cfg in configs.items()
+    }
+    total = sum(len(cfg.arms) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
     if progress:
         progress(ProgressEvent("start", "", -1, done_rounds, total))
     # Tensors the caller passed travel to workers; built-in datasets are re-loaded there (cheaper).
@@ -182,6 +188,7 @@ def run_experiments(
         executor=executor,
         address=address,
         progress=progress,
+        num_rounds=num_rounds,
     )
     results = load_results(folder)
     for r in results:
@@ -330,6 +337,19 @@ def _mean_field(rows: Sequence[dict[str, Any]], key: str) -> float | None:
     return float(np.mean(values)) if len(values) == len(rows) else None
 
 
+def _diagnostic_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean over seeds of each diagnostic field the records hold (None where no seed has a value)."""
+    from activews.diagnostics import RECORD_FIELDS
+
+    out: dict[str, float | None] = {}
+    for fields in RECORD_FIELDS.values():
+        for key in fields:
+            if any(key in row for row in rows):
+                values = [row[key] for row in rows if row.get(key) is not None]
+                out[key] = float(np.mean(values)) if values else None
+    return out
+
+
 def _stat(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
     return mean_ci(values) if values else (None, None)
 
@@ -386,6 +406,7 @@ def summarize(
                     "steps": _mean_field([rows[r] for rows in seeds.values()], "steps"),
                     "seconds": _mean_field([rows[r] for rows in seeds.values()], "seconds"),
                 }
+                | _diagnostic_means([rows[r] for rows in seeds.values()])
             )
         all_rows = [row for rows in seeds.values() for row in rows]
         first = next(iter(seeds.values()))[0]

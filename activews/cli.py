@@ -71,6 +71,14 @@ def parse_seeds(text: str) -> int | list[int]:
         raise ActivewsError(f"--seeds {text!r}: give a count (4) or a list (0,1,2)") from None
 
 
+def parse_grid(items: Sequence[str] | None) -> dict[str, list[Any]]:
+    """``["model=mlp,logreg"]`` -> ``{"model": ["mlp", "logreg"]}`` (one experiment per value)."""
+    out: dict[str, list[Any]] = {}
+    for key, value in parse_assignments(items or [], "--grid", dotted=False).items():
+        out[key] = value if isinstance(value, list) else [value]
+    return out
+
+
 def parse_schedule(text: str) -> list[float]:
     try:
         return [float(s) for s in text.split(",") if s.strip()]
@@ -92,16 +100,19 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--seeds", "seeds", {"help": "number of seeds, or a list such as 0,1,2"}),
     ],
     "data and model": [
-        ("--dataset", "dataset", {"help": "mnist1d | digits | PATH.npz (arrays X, y)"}),
+        ("--dataset", "dataset", {"help": "mnist1d | digits | cifar10 | cifar100 | svhn | mnist | fashion_mnist | PATH.npz (arrays X, y)"}),
+        ("--data-dir", "data_dir", {"metavar": "DIR", "help": "folder with the files of a torchvision dataset (see docs/datasets.md)"}),
+        ("--download", "download", {"action": "store_const", "const": True, "help": "let torchvision download the dataset into --data-dir"}),
+        ("--val-split", "val_split", {"action": "store_const", "const": True, "help": "evaluate on a seeded 1/3 of the official training set (the paper's validation split)"}),
         ("--n-examples", "n_examples", {"type": int, "help": "examples to use"}),
         ("--test-fraction", "test_fraction", {"type": float, "help": "held-out test fraction"}),
         ("--split-seed", "split_seed", {"type": int, "help": "seed of the train/test split"}),
-        ("--model", "model", {"help": "mlp | logreg | cnn"}),
+        ("--model", "model", {"help": "mlp | paper_mlp | logreg | cnn | resnet18 | resnet18_wide"}),
         ("--model-param", "model_params", {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"}),
     ],
     "stream": [
         ("--stream", "stream", {"help": "passive | active"}),
-        ("--rounds", "rounds", {"type": int, "help": "number of rounds"}),
+        ("--rounds", "rounds", {"type": int, "help": "number of rounds; 0 = until the pool is used up"}),
         ("--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
         ("--query-size", "query_size", {"type": int, "help": "examples added per round"}),
         ("--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
@@ -119,8 +130,13 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--min-delta", "min_delta", {"type": float, "help": "plateau rule: running-accuracy gain that resets patience"}),
         ("--max-epochs", "max_epochs", {"type": int, "help": "epoch cap per round"}),
         ("--keep-optimizer-state", "keep_optimizer_state", {"action": "store_const", "const": True, "help": "carry optimizer state across rounds"}),
+        ("--augment", "augment", {"action": "store_const", "const": True, "help": "random crop (pad 4) + horizontal flip of image minibatches"}),
+        ("--first-round-epochs", "first_round_epochs", {"type": int, "metavar": "N", "help": "train round 0 for exactly N epochs, not to the target"}),
         ("--eval-batch-size", "eval_batch_size", {"type": int, "help": "examples per forward pass when evaluating"}),
         ("--device", "device", {"help": "cpu | cuda | cuda:N | mps | auto"}),
+    ],
+    "diagnostics": [
+        ("--diagnostics", "diagnostics", {"metavar": "NAME,...", "help": "record per round: grad_norms, weight_change, or all (docs/concepts.md)"}),
     ],
 }
 # fmt: on
@@ -138,6 +154,60 @@ def _default_text(field: str) -> str:
     if default in (None, {}, False):
         return ""
     return str(default)
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """The bench settings (the fields of ``BenchConfig``), grouped as in the help."""
+    groups: dict[str, Any] = {}
+    for group, flag, dest, spec in _SETTINGS:
+        g = groups.setdefault(group, parser.add_argument_group(group))
+        kw = dict(spec)
+        default = _default_text(dest)
+        help_text = kw.pop("help", "") + (f" (default: {default})" if default else "")
+        g.add_argument(flag, dest=dest, default=None, help=help_text.strip(), **kw)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, resume: bool) -> None:
+    """Where and how a run executes (not part of its config)."""
+    g = parser.add_argument_group("run")
+    g.add_argument(
+        "--grid",
+        action="append",
+        metavar="FIELD=V1,V2",
+        help="one experiment per value of a bench setting, e.g. model=mlp,logreg (repeatable: every combination)",
+    )
+    g.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="sweep file: settings, [grid] and [param_grid] tables; flags override it",
+    )
+    g.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder (default: runs/<time>-<name>); an existing run folder with the same config is resumed",
+    )
+    if resume:
+        g.add_argument(
+            "--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config"
+        )
+    g.add_argument("--workers", type=int, default=1, help="cells (arm x seed) run in parallel (default: 1)")
+    g.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="local processes, or Ray tasks (pip install 'activews[ray]') (default: local)",
+    )
+    g.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
+    g.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    g.add_argument("--no-plot", action="store_true", help="skip figures and the HTML report")
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "plain", "none"),
+        default="auto",
+        help="progress display: rich bars, one plain line per round, or none "
+        "(default: auto = bars on a terminal, plain lines otherwise)",
+    )
+    g.add_argument("--quiet", action="store_true", help="same as --progress none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,46 +238,26 @@ def build_parser() -> argparse.ArgumentParser:
         "MNIST-1D with an MLP (40-256-256-10), 1000 initial + 1000 per round, 7 rounds, 4 seeds, Adam lr "
         "1e-3, batch 128, each round trained to 99% running training accuracy.",
     )
-    groups: dict[str, Any] = {}
-    for group, flag, dest, spec in _SETTINGS:
-        g = groups.setdefault(group, b.add_argument_group(group))
-        kw = dict(spec)
-        default = _default_text(dest)
-        help_text = kw.pop("help", "") + (f" (default: {default})" if default else "")
-        g.add_argument(flag, dest=dest, default=None, help=help_text.strip(), **kw)
-    g = b.add_argument_group("run")
-    g.add_argument(
-        "--config",
-        metavar="FILE.toml",
-        help="sweep file: settings, [grid] and [param_grid] tables; flags override it",
+    _add_settings(b)
+    _add_run_options(b, resume=True)
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="run an experiment of Ash & Adams (2020) by name (two-phase, online, ...)",
+        description="Run one of the paper's protocols as a preset (see 'activews reproduce --list' and "
+        "docs/reproduction.md): its settings and grid of experiments, overridable with the bench flags "
+        "and --grid; prints the paper-shaped tables and writes them, with figures, to the run folder. "
+        "Re-running with the same --output resumes.",
     )
-    g.add_argument(
-        "--output",
-        metavar="DIR",
-        help="run folder (default: runs/<time>-<stream>-<dataset>); "
-        "an existing run folder with the same config is resumed",
+    rp.add_argument(
+        "protocol",
+        nargs="?",
+        metavar="PROTOCOL",
+        help="two-phase | online | shrink-perturb-grid | early-damage | regularized",
     )
-    g.add_argument(
-        "--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config"
-    )
-    g.add_argument("--workers", type=int, default=1, help="cells (arm x seed) run in parallel (default: 1)")
-    g.add_argument(
-        "--executor",
-        default="local",
-        choices=("local", "ray"),
-        help="local processes, or Ray tasks (pip install 'activews[ray]') (default: local)",
-    )
-    g.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
-    g.add_argument("--json", metavar="PATH", help="also write {config, arms} to this JSON file")
-    g.add_argument("--no-plot", action="store_true", help="skip figures and the HTML report")
-    g.add_argument(
-        "--progress",
-        choices=("auto", "bar", "plain", "none"),
-        default="auto",
-        help="progress display: rich bars, one plain line per round, or none "
-        "(default: auto = bars on a terminal, plain lines otherwise)",
-    )
-    g.add_argument("--quiet", action="store_true", help="same as --progress none")
+    rp.add_argument("--list", action="store_true", help="list the protocols with their settings and grids")
+    _add_settings(rp)
+    _add_run_options(rp, resume=False)
 
     s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
     s.add_argument("--json", action="store_true", help="print as JSON")
@@ -253,6 +303,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "seeds": parse_seeds,
         "schedule": parse_schedule,
         "model_params": lambda v: parse_assignments(v, "--model-param", dotted=False),
+        "diagnostics": lambda v: [d for d in v.split(",") if d],
     }
     out = {}
     for _, _, dest, _ in _SETTINGS:
@@ -282,9 +333,11 @@ def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any
     from activews.sweep import expand, load_sweep
 
     flags = settings_from_args(args)
+    grid = parse_grid(args.grid)
     if args.resume:
-        if args.config or flags:
-            given = ["--config"] * bool(args.config) + [f"--{k.replace('_', '-')}" for k in flags]
+        if args.config or flags or grid:
+            given = ["--config"] * bool(args.config) + ["--grid"] * bool(grid)
+            given += [f"--{k.replace('_', '-')}" for k in flags]
             raise ActivewsError(f"--resume uses the run's own config; drop {', '.join(given)}")
         folder = resolve_run(args.resume)
         with RunStore(folder) as store:
@@ -295,34 +348,54 @@ def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any
         values["param_grid"] = {**values["param_grid"], **flags.pop("param_grid")}
     if "grid" in values:
         values["grid"] = {k: v for k, v in values["grid"].items() if k not in flags}  # a flag fixes that axis
+    _check_grid_flags(grid, flags)
+    if grid:
+        values["grid"] = {**values.get("grid", {}), **grid}
     values.update(flags)
     return expand(values), Path(args.output) if args.output else None
 
 
+def _check_grid_flags(grid: dict[str, Any], flags: dict[str, Any]) -> None:
+    both = [k for k in grid if k in flags]
+    if both:
+        k = both[0]
+        raise ActivewsError(f"--grid {k}=... and --{k.replace('_', '-')} both set {k}; keep one of them")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    from activews.report import protocol_title
+
+    experiments, folder = experiments_from_args(args)
+    folder = folder or default_run_dir(experiments[0][1])
+    first = experiments[0][1]
+    what = protocol_title(first) if len(experiments) == 1 else f"{len(experiments)} experiments"
+    results = _execute(args, experiments, folder, f"[bold]activews bench[/] · {escape(what)}")
+    if results is None:
+        return 130
+    _print_results(args, results, folder)
+    return 0
+
+
+def _execute(
+    args: argparse.Namespace, experiments: list[tuple[str, Any]], folder: Path, title: str
+) -> list[Any] | None:
+    """Run (or resume) ``experiments`` into ``folder`` with a progress display; None if interrupted."""
     from rich.console import Console
 
     from activews.bench import run_experiments
-    from activews.report import compute_table, penalty_table, protocol_title
-    from activews.results import atomic_write, check_writable_file, to_jsonable, write_run_folder
+    from activews.results import check_writable_file, write_run_folder
 
-    out, err = Console(), Console(stderr=True)
+    err = Console(stderr=True)
     if args.workers < 1:
         raise ActivewsError(f"--workers must be >= 1, got {args.workers}")
     if args.address and args.executor != "ray":
         raise ActivewsError("--address applies to --executor ray; add --executor ray or drop --address")
-    experiments, folder = experiments_from_args(args)
-    folder = folder or default_run_dir(experiments[0][1])
-    json_path = check_writable_file(args.json) if args.json else None
+    args.json_path = check_writable_file(args.json) if args.json else None
     mode = "none" if args.quiet else args.progress
     if mode == "auto":
         mode = "bar" if err.is_terminal else "plain"
     first = experiments[0][1]
-    what = protocol_title(first) if len(experiments) == 1 else f"{len(experiments)} experiments"
-    header = [
-        f"[bold]activews bench[/] · {escape(what)}",
-        f"arms: {escape(', '.join(first.arms))} · run folder {folder}",
-    ]
+    header = [title, f"arms: {escape(', '.join(first.arms))} · run folder {folder}"]
     display = {"bar": _BarProgress, "plain": _PlainProgress}.get(mode, _NoProgress)(err, header)
     try:
         with display:
@@ -335,35 +408,105 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 address=args.address,
             )
     except KeyboardInterrupt:
-        err.print(f"interrupted; finished rounds are stored. Continue with: activews bench --resume {folder}")
-        return 130
+        again = "activews bench --resume" if args.command == "bench" else "the same command with --output"
+        err.print(f"interrupted; finished rounds are stored. Continue with: {again} {folder}")
+        return None
     write_run_folder(results, folder, plot=not args.no_plot)
-    if json_path is not None:
+    return results
+
+
+def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, extra: str = "") -> None:
+    from rich.console import Console
+
+    from activews.report import compute_table, penalty_table, protocol_title
+    from activews.results import atomic_write, to_jsonable
+
+    out = Console()
+    if args.json_path is not None:
         payload = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
-        atomic_write(json_path, json.dumps(to_jsonable(payload), indent=2))
-    for result in results:
-        label = f" \\[{escape(result.label)}]" if result.label else ""
-        out.print(
-            penalty_table(
-                result.summary, title=f"Warm-start penalty vs random{label} (accuracy points, final round)"
+        atomic_write(args.json_path, json.dumps(to_jsonable(payload), indent=2))
+    if not extra:
+        for result in results:
+            label = f" \\[{escape(result.label)}]" if result.label else ""
+            out.print(
+                penalty_table(
+                    result.summary,
+                    title=f"Warm-start penalty vs random{label} (accuracy points, final round)",
+                )
             )
-        )
-        out.print(compute_table(result.summary))
-        out.print(protocol_title(result.config), highlight=False)
+            out.print(compute_table(result.summary))
+            out.print(protocol_title(result.config), highlight=False)
     out.print(
         f"{results[0].seconds:.0f} s · results in {folder}/ ("
+        + extra
         + ("report.html, " if not args.no_plot else "")
         + "summary.json, records.csv)"
-        + (f" · JSON: {json_path}" if json_path else ""),
+        + (f" · JSON: {args.json_path}" if args.json_path else ""),
         highlight=False,
     )
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from activews.protocols import PROTOCOLS, describe_protocols, get_protocol, protocol_values, render
+    from activews.report import protocol_title
+    from activews.results import atomic_write, to_jsonable
+    from activews.sweep import expand, load_sweep
+
+    out = Console()
+    if args.list or args.protocol is None:
+        if args.protocol is None and not args.list:
+            raise ActivewsError(
+                f"name a protocol: {', '.join(PROTOCOLS.names())} (see 'activews reproduce --list')"
+            )
+        out.print(
+            "[bold]Protocols of Ash & Adams (2020)[/]: activews reproduce NAME [bench flags] [--grid FIELD=V1,V2]"
+        )
+        for row in describe_protocols():
+            out.print(f"\n[bold]{row['name']}[/]  {escape(row['title'])}  ({escape(row['reference'])})")
+            for key, label in (("settings", "settings"), ("grid", "experiments"), ("sweep", "arms")):
+                if row[key]:
+                    out.print(f"  {label}: {escape(row[key])}", highlight=False)
+        return 0
+    protocol = get_protocol(args.protocol)
+    flags = settings_from_args(args)
+    if args.config:  # a sweep file's settings sit between the protocol's and the flags
+        file_values = load_sweep(args.config)
+        flags = {k: v for k, v in file_values.items() if k != "grid"} | flags
+        extra_grid = file_values.get("grid") or {}
+    else:
+        extra_grid = {}
+    grid = {**extra_grid, **parse_grid(args.grid)}
+    experiments = expand(protocol_values(protocol, flags, grid))
+    folder = Path(args.output) if args.output else default_run_dir(experiments[0][1], protocol.name)
+    first = experiments[0][1]
+    what = f"{protocol.name}: {protocol.title}"
+    title = f"[bold]activews reproduce[/] · {escape(what)}\n{escape(protocol_title(first))}" + (
+        f" · {len(experiments)} experiments" if len(experiments) > 1 else ""
+    )
+    results = _execute(args, experiments, folder, title)
+    if results is None:
+        return 130
+    report = render(protocol, results, plot=not args.no_plot)
+    for table in report.tables:
+        out.print(table.rich())
+    atomic_write(folder / "protocol.md", f"# activews reproduce {protocol.name}\n\n{report.markdown()}\n")
+    atomic_write(
+        folder / "protocol.json",
+        json.dumps(to_jsonable({"protocol": protocol.name, "results": report.data}), indent=2),
+    )
+    for name, png in report.figures.items():
+        atomic_write(folder / name, png)
+    figs = ", ".join(report.figures)
+    _print_results(args, results, folder, extra=f"protocol.md, protocol.json, {figs + ', ' if figs else ''}")
     return 0
 
 
-def default_run_dir(config: Any) -> Path:
+def default_run_dir(config: Any, name: str | None = None) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = Path(config.dataset).stem if config.dataset.endswith(".npz") else config.dataset
-    base = RUNS_ROOT / f"{stamp}-{config.stream}-{name}"
+    data = Path(config.dataset).stem if config.dataset.endswith(".npz") else config.dataset
+    base = RUNS_ROOT / f"{stamp}-{name or config.stream}-{data}"
     folder, k = base, 1
     while folder.exists():
         k += 1
@@ -629,7 +772,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for spec in args.plugin:
             load_plugin(spec)
-        commands = {"bench": cmd_bench, "strategies": cmd_strategies, "runs": cmd_runs, "report": cmd_report}
+        commands = {
+            "bench": cmd_bench,
+            "reproduce": cmd_reproduce,
+            "strategies": cmd_strategies,
+            "runs": cmd_runs,
+            "report": cmd_report,
+        }
         return commands[args.command](args)
     except ActivewsError as exc:
         sys.stderr.write(f"activews: error: {exc}\n")

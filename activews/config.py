@@ -57,6 +57,15 @@ class BenchConfig(BaseModel):
     seeds: tuple[int, ...] = Field((0, 1, 2, 3), description="seeds (an int N means 0..N-1)")
     # data
     dataset: str = Field("mnist1d", description="a registered dataset or a path to an .npz file with X and y")
+    data_dir: str | None = Field(
+        None, description="folder with the files of a torchvision dataset (cifar10, svhn, mnist, ...)"
+    )
+    download: bool = Field(False, description="let torchvision download the dataset into data_dir")
+    val_split: bool = Field(
+        False,
+        description="evaluate on a seeded 1/3 of the official training set (the paper's validation split) "
+        "instead of the official test set",
+    )
     n_examples: int | None = Field(None, ge=2, description="examples to use (default: the dataset's own)")
     test_fraction: float = Field(0.3, gt=0, lt=1)
     split_seed: int = Field(0, description="seed of the train/test split (shared by all arms)")
@@ -64,7 +73,7 @@ class BenchConfig(BaseModel):
     model: str = "mlp"
     model_params: dict[str, Any] = Field(default_factory=dict)
     # stream
-    rounds: int = Field(7, ge=1)
+    rounds: int = Field(7, ge=0, description="number of rounds; 0 = until the pool is used up (passive)")
     initial: int = Field(1000, ge=1)
     query_size: int = Field(1000, ge=1)
     schedule: tuple[float, ...] | None = Field(
@@ -83,6 +92,15 @@ class BenchConfig(BaseModel):
     min_delta: float = Field(1e-3, ge=0, description="plateau rule: improvement that resets patience")
     max_epochs: int = Field(500, ge=1)
     keep_optimizer_state: bool = False
+    augment: bool = Field(False, description="random crop (pad 4) + horizontal flip of image minibatches")
+    first_round_epochs: int | None = Field(
+        None,
+        ge=0,
+        description="train round 0 for exactly this many epochs instead of to the target (early-damage protocol)",
+    )
+    diagnostics: tuple[str, ...] = Field(
+        (), description="per-round measurements to record, e.g. grad_norms, weight_change (or all)"
+    )
     eval_batch_size: int = Field(4096, ge=1, description="examples per forward pass when evaluating")
     device: str = "cpu"
 
@@ -103,6 +121,15 @@ class BenchConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError(f"seeds must be distinct, got {list(value)}")
         return value
+
+    @field_validator("diagnostics", mode="before")
+    @classmethod
+    def _diagnostic_names(cls, value: Any) -> Any:
+        from activews.diagnostics import check_diagnostics
+
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        return check_diagnostics(value) if isinstance(value, (list, tuple)) else value
 
     @field_validator("strategies", mode="before")
     @classmethod
@@ -207,6 +234,8 @@ class BenchConfig(BaseModel):
 
     @property
     def num_rounds(self) -> int:
+        """Rounds per arm: ``len(schedule)`` or ``rounds`` (0 for "until the pool is used up"; the stream
+        knows the count once the pool size is known)."""
         return len(self.schedule) if self.schedule else self.rounds
 
     @property
@@ -223,6 +252,7 @@ class BenchConfig(BaseModel):
             max_epochs=self.max_epochs,
             eval_batch_size=self.eval_batch_size,
             keep_optimizer_state=self.keep_optimizer_state,
+            augment=self.augment,
         )
 
     @classmethod

@@ -150,8 +150,13 @@ def execute_cells(
     executor: str = "local",
     address: str | None = None,
     progress: ProgressFn | None = None,
+    num_rounds: dict[int, int] | None = None,
 ) -> None:
-    """Run ``cells`` with the chosen executor; every round lands in the store in ``folder``."""
+    """Run ``cells`` with the chosen executor; every round lands in the store in ``folder``.
+
+    ``num_rounds`` (rounds per arm, by experiment) sizes the progress display; it defaults to
+    ``config.num_rounds``, which is unknown (0) for ``rounds=0`` until the pool size is known.
+    """
     datasets = datasets or {}
     if workers < 1:
         raise ActivewsError(f"--workers must be >= 1, got {workers}")
@@ -165,8 +170,7 @@ def execute_cells(
         return
     # Cheapest last: warm arms train far fewer steps, so they fill the gaps at the end (better balance).
     cells = sorted(cells, key=lambda c: c.arm == "warm")
-    num_rounds = {e: c.num_rounds for e, c in configs.items()}
-    poller = _StorePoller(folder, progress, num_rounds)
+    poller = _StorePoller(folder, progress, num_rounds or {e: c.num_rounds for e, c in configs.items()})
     try:
         if executor == "ray":
             _execute_ray(folder, cells, configs, datasets, workers, address, poller)

@@ -25,17 +25,19 @@ class Registry(Generic[T]):
     Args:
         kind: what the entries are, used in messages ("strategy", "model", ...).
         entry_point_group: the ``importlib.metadata`` group third-party packages register under.
+        dashed: names may contain dashes (``two-phase``), for CLI-only names such as protocols.
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(self, kind: str, entry_point_group: str | None = None, *, dashed: bool = False) -> None:
         self.kind = kind
+        self.dashed = dashed
         self.entry_point_group = entry_point_group
         self._entries: dict[str, T] = {}
         self._plugins: dict[str, metadata.EntryPoint] | None = None
 
     def register(self, name: str, obj: T | None = None, *, overwrite: bool = False) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str) or not (name.replace("-", "_") if self.dashed else name).isidentifier():
             raise ActivewsError(
                 f"invalid {self.kind} name {name!r}: use a Python identifier such as 'my_{self.kind}'"
             )

@@ -231,9 +231,46 @@ def _frontier_figure(result: Any) -> bytes:
     return _png(fig)
 
 
+_DIAGNOSTIC_PANELS = (
+    ("grad_norm_ratio", "grad norm ratio new / old", "Gradient norm, new vs old examples (1st epoch)", True),
+    ("init_correlation", "correlation", "Start weights vs last round's final weights", False),
+    ("init_relative_distance", "distance / norm", "Distance of start weights from last round's", False),
+)
+
+
+def _diagnostics_figure(result: Any) -> bytes | None:
+    """Per-round diagnostics (``--diagnostics``) of each arm, one panel per measurement recorded."""
+    rows = result.summary
+    panels = [p for p in _DIAGNOSTIC_PANELS if any(p[0] in pr for row in rows for pr in row["per_round"])]
+    if not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), constrained_layout=True)
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, (key, ylabel, title, log) in zip(axes, panels, strict=True):
+        for i, row in enumerate(rows):
+            pr = [p for p in row["per_round"] if p.get(key) is not None]
+            if pr:
+                ax.plot(
+                    [p["n_labeled"] for p in pr],
+                    [p[key] for p in pr],
+                    label=row["arm"],
+                    **_style(row["arm"], i),
+                )
+        if log:
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="black", lw=0.8)
+        ax.set(xlabel="labeled examples", ylabel=ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(protocol_title(result.config) + " · mean over seeds", fontsize=8)
+    return _png(fig)
+
+
 def figures(result: Any) -> dict[str, bytes]:
     """The report's PNG figures of one :class:`~activews.bench.BenchResult`, by file name."""
-    return {
+    figs = {
         "accuracy.png": _per_round_figure(
             result, "accuracy", "test accuracy (%)", "Test accuracy per round (mean, 95% CI band)"
         ),
@@ -247,6 +284,10 @@ def figures(result: Any) -> dict[str, bytes]:
         "compute.png": _compute_figure(result),
         "frontier.png": _frontier_figure(result),
     }
+    diagnostics = _diagnostics_figure(result)
+    if diagnostics is not None:
+        figs["diagnostics.png"] = diagnostics
+    return figs
 
 
 def plot_accuracy(result: Any) -> bytes:

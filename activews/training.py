@@ -41,6 +41,7 @@ class TrainConfig(BaseModel):
         False, description="carry optimizer state across rounds (default: re-create)"
     )
     eval_batch_size: int = Field(4096, ge=1)
+    augment: bool = Field(False, description="random crop (pad 4) + horizontal flip of each image minibatch")
 
 
 @dataclass
@@ -52,7 +53,7 @@ class TrainStats:
     seconds: float
     train_accuracy: float
     train_loss: float
-    stop_reason: Literal["target", "plateau", "max_epochs", "empty"]
+    stop_reason: Literal["target", "plateau", "max_epochs", "epochs", "empty"]
 
     @property
     def reached_target(self) -> bool:
@@ -86,6 +87,8 @@ def train_to_criterion(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    epochs: int | None = None,
+    probe: Callable[[nn.Module, torch.Tensor], None] | None = None,
 ) -> tuple[TrainStats, torch.optim.Optimizer]:
     """Train ``model`` on ``(x, y)`` until the stopping rule fires.
 
@@ -96,6 +99,11 @@ def train_to_criterion(
         generator: CPU generator for the minibatch order.
         optimizer: reuse this optimizer (e.g. to keep its state); a new one is made if None.
         on_epoch: called with ``(epoch, running_accuracy)`` after every epoch.
+        epochs: train exactly this many epochs, ignoring the stopping rule (``stop_reason="epochs"``;
+            the early-damage protocol trains phase 1 this way). ``0`` trains nothing.
+        probe: called as ``probe(model, batch_positions)`` before each optimizer step of the first
+            epoch (diagnostics such as :class:`activews.diagnostics.GradNormProbe`); it must not change
+            the model or use the generator.
 
     Returns:
         The round's :class:`TrainStats` and the optimizer used.
@@ -104,12 +112,20 @@ def train_to_criterion(
     n = int(y.numel())
     if n == 0:
         return TrainStats(0, 0, 0.0, 0.0, 0.0, "empty"), opt
+    if epochs == 0:
+        return TrainStats(0, 0, 0.0, 0.0, 0.0, "epochs"), opt
+    augment = None
+    if config.augment:
+        from activews.data.augment import random_crop_flip
+
+        augment = random_crop_flip
     model.train()
     start = time.perf_counter()
-    steps = epochs = 0
+    steps = 0
     best, since_best = -1.0, 0
     acc = loss_mean = 0.0
-    reason: Literal["target", "plateau", "max_epochs", "empty"] = "max_epochs"
+    reason: Literal["target", "plateau", "max_epochs", "epochs", "empty"] = "max_epochs"
+    max_epochs = config.max_epochs if epochs is None else epochs
     bs = config.batch_size
     # Per-step bookkeeping writes into views of preallocated buffers, made once per call, and is
     # reduced once per epoch: the running accuracy costs two small ops per step (docs/performance.md).
@@ -119,11 +135,16 @@ def train_to_criterion(
     batch_sizes = torch.tensor([min(bs, n - i) for i in starts], dtype=batch_losses.dtype, device=x.device)
     pred_views = [preds[i : i + bs] for i in starts]
     loss_views = list(batch_losses.unbind())
-    while epochs < config.max_epochs:
+    done = 0
+    while done < max_epochs:
         perm = torch.randperm(n, generator=generator).to(x.device)
         for k, i in enumerate(starts):
             idx = perm[i : i + bs]
+            if probe is not None and done == 0:
+                probe(model, idx)
             xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, generator)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
             opt.zero_grad(set_to_none=True)
@@ -133,11 +154,14 @@ def train_to_criterion(
             with torch.no_grad():
                 torch.argmax(out, dim=1, out=pred_views[k])
                 loss_views[k].copy_(loss)
-        epochs += 1
+        done += 1
         acc = (preds == y[perm]).sum().item() / n
         loss_mean = (batch_losses * batch_sizes).sum().item() / n
         if on_epoch is not None:
-            on_epoch(epochs, acc)
+            on_epoch(done, acc)
+        if epochs is not None:
+            reason = "epochs"
+            continue
         if acc >= config.target_accuracy:
             reason = "target"
             break
@@ -148,7 +172,7 @@ def train_to_criterion(
             if since_best >= config.patience:
                 reason = "plateau"
                 break
-    stats = TrainStats(steps, epochs, time.perf_counter() - start, acc, loss_mean, reason)
+    stats = TrainStats(steps, done, time.perf_counter() - start, acc, loss_mean, reason)
     return stats, opt
 
 

@@ -14,8 +14,10 @@ NUM_CLASSES = 10
 MODEL_SPECS: dict[str, tuple[str, dict]] = {
     "mlp": ("mlp", {}),
     "cnn_bn": ("cnn", {"batchnorm": True, "channels": [4, 8]}),
+    "resnet18": ("resnet18", {"width": 4}),
 }
-"""The models every strategy is checked on: the default MLP and a small CNN with BatchNorm."""
+"""The models every strategy is checked on: the default MLP, a small CNN with BatchNorm, and a narrow
+ResNet-18 (nested blocks, projection shortcuts, 20 BatchNorm layers)."""
 
 USER_STRATEGY = "my_test_strategy"
 """The name the ``user_strategy`` fixture registers (and unregisters) for one test."""

@@ -1,6 +1,9 @@
-"""Models by name: ``mlp``, ``logreg``, ``cnn`` (and user models via :func:`register_model`)."""
+"""Models by name: ``mlp``, ``paper_mlp``, ``logreg``, ``cnn``, ``resnet18``, ``resnet18_wide``.
 
-from activews.models import zoo  # noqa: F401  (registers the built-in models)
+User models register with :func:`register_model`.
+"""
+
+from activews.models import resnet, zoo  # noqa: F401  (importing them registers the built-in models)
 from activews.models.base import MODELS, ModelParams, ModelSpec, build_model, model_params, register_model
 
 __all__ = ["MODELS", "ModelParams", "ModelSpec", "build_model", "model_params", "register_model"]

@@ -6,7 +6,7 @@ import torch
 
 from activews.errors import ActivewsError
 from activews.streams.acquisition import get_acquisition
-from activews.streams.base import ProbaFn, Round, Stream, check_sizes, register_stream
+from activews.streams.base import ProbaFn, Round, Stream, register_stream, round_sizes
 
 
 @register_stream("active")
@@ -15,7 +15,8 @@ class ActiveStream(Stream):
 
     Round 0 labels ``initial`` random (seeded) examples. After each round the current model scores the
     unlabeled pool with ``acquisition`` (in batches of ``score_batch``; only the score vector is kept)
-    and the ``query_size`` highest-scoring examples are labeled next.
+    and the ``query_size`` highest-scoring examples are labeled next. ``rounds=0`` runs until the pool
+    is labeled; the last round then takes the remainder.
     """
 
     def __init__(
@@ -30,8 +31,8 @@ class ActiveStream(Stream):
         score_batch: int = 8192,
     ) -> None:
         super().__init__(pool_size, generator)
-        check_sizes(pool_size, initial, query_size, rounds)
-        self.initial, self.query_size, self._rounds = initial, query_size, rounds
+        self.sizes = round_sizes(pool_size, initial, query_size, rounds)
+        self.initial, self.query_size = initial, query_size
         self.acquisition_name = acquisition
         self.acquisition = get_acquisition(acquisition)
         if score_batch < 1:
@@ -40,7 +41,7 @@ class ActiveStream(Stream):
 
     @property
     def num_rounds(self) -> int:
-        return self._rounds
+        return len(self.sizes)
 
     def first(self) -> Round:
         labeled = torch.randperm(self.pool_size, generator=self.generator)[: self.initial]
@@ -76,5 +77,5 @@ class ActiveStream(Stream):
         is_labeled = torch.zeros(self.pool_size, dtype=torch.bool)
         is_labeled[prev.labeled] = True
         scores = self.scores(predict_proba, is_labeled)
-        new = torch.topk(scores, self.query_size, sorted=True).indices
+        new = torch.topk(scores, self.sizes[r] - self.sizes[r - 1], sorted=True).indices
         return Round(r, torch.cat([prev.labeled, new]), new)

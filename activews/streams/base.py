@@ -11,7 +11,7 @@ import torch
 from activews.errors import ActivewsError
 from activews.registry import Registry
 
-__all__ = ["Round", "Stream", "STREAMS", "register_stream", "ProbaFn"]
+__all__ = ["Round", "Stream", "STREAMS", "register_stream", "ProbaFn", "check_sizes", "round_sizes"]
 
 ProbaFn = Callable[[torch.Tensor | slice], torch.Tensor]
 """Maps pool indices (a 1-D index tensor, or a ``slice`` for a contiguous window) to predicted class
@@ -94,17 +94,32 @@ def register_stream(name: str) -> Callable[[type[Stream]], type[Stream]]:
 
 
 def check_sizes(pool_size: int, initial: int, query_size: int, rounds: int) -> None:
-    """Raise a one-line error unless ``initial + (rounds-1) * query_size`` examples fit in the pool."""
-    if rounds < 1:
-        raise ActivewsError(f"rounds must be >= 1, got {rounds}")
+    """Raise a one-line error unless ``initial + (rounds-1) * query_size`` examples fit in the pool.
+
+    ``rounds=0`` means "until the pool is used up" and only needs ``initial`` to fit.
+    """
+    if rounds < 0:
+        raise ActivewsError(f"rounds must be >= 1 (or 0: until the pool is used up), got {rounds}")
     if initial < 1:
         raise ActivewsError(f"initial must be >= 1, got {initial}")
     if query_size < 1:
         raise ActivewsError(f"query size must be >= 1, got {query_size}")
-    need = initial + (rounds - 1) * query_size
+    need = initial + (max(rounds, 1) - 1) * query_size
     if need > pool_size:
         most = (pool_size - initial) // query_size + 1 if initial <= pool_size else 0
         raise ActivewsError(
-            f"initial {initial} + {rounds - 1} rounds x query size {query_size} = {need} examples, but the "
+            f"initial {initial} + {max(rounds, 1) - 1} rounds x query size {query_size} = {need} examples, but the "
             f"training pool has {pool_size}; lower --initial, --query-size or --rounds (at most {most} round{'s' if most != 1 else ''})"
         )
+
+
+def round_sizes(pool_size: int, initial: int, query_size: int, rounds: int) -> list[int]:
+    """Labeled-set size of every round: ``initial + r * query_size``.
+
+    ``rounds=0`` runs until the pool is used up (the paper's online protocol); the last round then adds
+    the remainder, which may be smaller than ``query_size``.
+    """
+    check_sizes(pool_size, initial, query_size, rounds)
+    if rounds == 0:
+        rounds = -(-(pool_size - initial) // query_size) + 1
+    return [min(initial + r * query_size, pool_size) for r in range(rounds)]

@@ -7,14 +7,15 @@ from collections.abc import Sequence
 import torch
 
 from activews.errors import ActivewsError
-from activews.streams.base import ProbaFn, Round, Stream, check_sizes, register_stream
+from activews.streams.base import ProbaFn, Round, Stream, register_stream, round_sizes
 
 
 @register_stream("passive")
 class PassiveStream(Stream):
     """Examples arrive in a random (seeded) order.
 
-    Either ``initial`` examples then ``query_size`` more per round, for ``rounds`` rounds; or a
+    Either ``initial`` examples then ``query_size`` more per round, for ``rounds`` rounds (``0``: until the
+    pool is used up, the paper's online protocol); or a
     fraction ``schedule`` of the pool, e.g. ``(0.5, 1.0)`` for the paper's two-phase protocol.
     """
 
@@ -32,8 +33,7 @@ class PassiveStream(Stream):
         if schedule:
             sizes = schedule_sizes(schedule, pool_size)
         else:
-            check_sizes(pool_size, initial, query_size, rounds)
-            sizes = [initial + r * query_size for r in range(rounds)]
+            sizes = round_sizes(pool_size, initial, query_size, rounds)
         self.sizes = sizes
         self.order = torch.randperm(pool_size, generator=generator)
 

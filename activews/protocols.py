@@ -1,0 +1,639 @@
+"""The experiments of Ash & Adams (NeurIPS 2020) as named presets: ``activews reproduce PROTOCOL``.
+
+A protocol is a set of bench settings plus a grid of experiments (like a sweep file), and a renderer
+that lays the results out as the paper does: Table 1 for ``two-phase``, accuracy and time per round
+for ``online``, heat maps for ``shrink-perturb-grid``, the gap against the varied setting for
+``early-damage`` and ``regularized``. Every setting can be overridden with the usual bench flags, and
+every grid axis with ``--grid FIELD=V1,V2``; the defaults run on the built-in ``mnist1d`` data.
+
+References:
+    Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv 1910.08475).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from activews.errors import ActivewsError
+from activews.registry import Registry
+
+__all__ = [
+    "Protocol",
+    "ProtocolTable",
+    "ProtocolReport",
+    "PROTOCOLS",
+    "get_protocol",
+    "protocol_values",
+    "render",
+]
+
+
+@dataclass(frozen=True)
+class ProtocolTable:
+    """A table with a title, column headers and rows of strings (rendered with rich or as Markdown)."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
+        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def rich(self) -> Any:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=escape(self.title), title_justify="left")
+        for i, header in enumerate(self.headers):
+            table.add_column(escape(header), justify="left" if i == 0 else "right")
+        for row in self.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        return table
+
+
+@dataclass
+class ProtocolReport:
+    """What a protocol's renderer returns: tables, PNG figures by file name, and the numbers as data."""
+
+    tables: list[ProtocolTable] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)
+    data: list[dict[str, Any]] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        return "\n\n".join(t.markdown() for t in self.tables)
+
+
+Renderer = Callable[["Protocol", Sequence[Any], bool], ProtocolReport]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named experiment of the paper.
+
+    Attributes:
+        name: the CLI name (``two-phase``).
+        title: one line saying what it measures.
+        reference: where in the paper it comes from.
+        values: bench settings (``BenchConfig`` fields) the protocol sets.
+        grid: experiments: every combination of these ``BenchConfig`` fields (``--grid`` replaces an axis).
+        param_grid: strategy parameter lists, one arm per combination (``--sweep`` replaces them).
+        render: lays the results out (tables, figures, data).
+    """
+
+    name: str
+    title: str
+    reference: str
+    values: dict[str, Any]
+    grid: dict[str, list[Any]]
+    render: Renderer
+    param_grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+
+PROTOCOLS: Registry[Protocol] = Registry("protocol", dashed=True)
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol registered under ``name`` (close-match error if unknown)."""
+    return PROTOCOLS.get(name)
+
+
+def protocol_values(
+    protocol: Protocol,
+    flags: dict[str, Any],
+    grid: dict[str, list[Any]] | None = None,
+) -> dict[str, Any]:
+    """Sweep values (``BenchConfig`` fields plus ``grid``) for ``protocol`` with the user's overrides.
+
+    ``flags`` are bench settings the user typed: each fixes its field (dropping that grid axis).
+    ``grid`` replaces or adds axes. ``param_grid`` in ``flags`` replaces the protocol's.
+    """
+    values: dict[str, Any] = dict(protocol.values)
+    if protocol.param_grid:
+        values["param_grid"] = dict(protocol.param_grid)
+    axes = {k: v for k, v in protocol.grid.items() if k not in flags}
+    for key, options in (grid or {}).items():
+        if key in flags:
+            raise ActivewsError(
+                f"--grid {key}=... and --{key.replace('_', '-')} both set {key}; keep one of them"
+            )
+        axes[key] = options
+    if flags.get("schedule") is not None:  # a schedule replaces the round sizes the protocol set
+        for key in ("rounds", "initial", "query_size"):
+            values.pop(key, None)
+    values.update(flags)
+    if axes:
+        values["grid"] = axes
+    return values
+
+
+def render(protocol: Protocol, results: Sequence[Any], plot: bool = True) -> ProtocolReport:
+    """Tables (and figures, unless ``plot`` is False) for ``results`` of a run of ``protocol``."""
+    if not any(r.records for r in results):
+        raise ActivewsError(f"protocol {protocol.name!r}: no finished round to report yet")
+    return protocol.render(protocol, results, plot)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if ci is None else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def _arm(result: Any, label: str) -> dict[str, Any] | None:
+    for row in result.summary:
+        if row["arm"] == label:
+            return row
+    return None
+
+
+def _axes(results: Sequence[Any]) -> list[str]:
+    """The config fields that differ between the experiments (the grid axes), in field order."""
+    if len(results) < 2:
+        return []
+    dumps = [r.config.model_dump() for r in results]
+    return [k for k in dumps[0] if any(d[k] != dumps[0][k] for d in dumps[1:])]
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_value_text(v) for v in value)
+    return str(value)
+
+
+def _describe(result: Any, keys: Sequence[str]) -> str:
+    return " · ".join(_value_text(getattr(result.config, k)) for k in keys) or "all"
+
+
+def _gap_row(result: Any) -> dict[str, Any]:
+    """Random and warm final accuracy and the paired gap (random - warm) of one experiment."""
+    random_row, warm_row = _arm(result, "random"), _arm(result, "warm")
+    return {
+        "random": random_row["final_accuracy"] if random_row else None,
+        "random_ci": random_row["final_accuracy_ci"] if random_row else None,
+        "warm": warm_row["final_accuracy"] if warm_row else None,
+        "warm_ci": warm_row["final_accuracy_ci"] if warm_row else None,
+        "gap": warm_row["penalty"] if warm_row else None,
+        "gap_ci": warm_row["penalty_ci"] if warm_row else None,
+        "warm_compute_ratio": warm_row["compute_ratio"] if warm_row else None,
+        "seeds": len(result.config.seeds),
+    }
+
+
+def _seeds_note(results: Sequence[Any]) -> str:
+    seeds = sorted({len(r.config.seeds) for r in results})
+    return f"{'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; 95% CIs paired by seed"
+
+
+def _plt() -> Any:
+    from activews.report import _plt as report_plt
+
+    return report_plt()
+
+
+def _png(fig: Any) -> bytes:
+    from activews.report import _png as report_png
+
+    return report_png(fig)
+
+
+# ------------------------------------------------------------------------------------------- two-phase
+
+
+def _render_two_phase(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+    axes = _axes(results)
+    row_keys = [k for k in axes if k == "dataset"]
+    col_keys = [k for k in axes if k != "dataset"]
+    rows: dict[str, dict[str, str]] = {}
+    columns: list[str] = []
+    data = []
+    for result in results:
+        gap = _gap_row(result)
+        row, col = _describe(result, row_keys), _describe(result, col_keys)
+        if row_keys == []:
+            row = result.config.dataset
+        if col not in columns:
+            columns.append(col)
+        rows.setdefault(row, {})[col] = (
+            f"{_pct(gap['random'])} / {_pct(gap['warm'])} (gap {_pct(gap['gap'])}{_ci(gap['gap_ci'])})"
+        )
+        data.append({"experiment": result.label, "dataset": row, "setting": col} | gap)
+    schedule = ",".join(f"{f:g}" for f in (results[0].config.schedule or ()))
+    table = ProtocolTable(
+        f"Two-phase ({schedule or 'passive'}): final test accuracy %, random init / warm start "
+        f"(gap = random - warm, points; {_seeds_note(results)})",
+        ["dataset", *columns],
+        [[row, *(cells.get(c, "-") for c in columns)] for row, cells in rows.items()],
+    )
+    report = ProtocolReport([table], data=data)
+    if plot:
+        report.figures["two_phase.png"] = _gap_bars(
+            data, "setting", "Two-phase: warm-start gap (random - warm) per setting, 95% CI"
+        )
+    return report
+
+
+def _gap_bars(data: list[dict[str, Any]], key: str, title: str) -> bytes:
+    plt = _plt()
+    labels = [f"{d['dataset']} · {d[key]}" if "dataset" in d else str(d[key]) for d in data]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(data) + 2), 3.6))
+    gaps = [100 * (d["gap"] or 0.0) for d in data]
+    err = [
+        [100 * ((d["gap"] or 0) - d["gap_ci"][0]) if d["gap_ci"] else 0 for d in data],
+        [100 * (d["gap_ci"][1] - (d["gap"] or 0)) if d["gap_ci"] else 0 for d in data],
+    ]
+    ax.bar(range(len(data)), gaps, yerr=err, capsize=3, color="#c44e52")
+    ax.axhline(0, color="#444", lw=0.8)
+    ax.set_xticks(range(len(data)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("gap (accuracy points)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------- online
+
+
+def _render_online(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+    report = ProtocolReport()
+    axes = _axes(results)
+    for result in results:
+        arms = [row for row in result.summary]
+        headers = ["round", "labeled"]
+        for row in arms:
+            headers += [f"{row['arm']} acc %", f"{row['arm']} s/round"]
+        n_rounds = min(len(row["per_round"]) for row in arms)
+        table_rows = []
+        for r in range(n_rounds):
+            cells = [str(r), f"{arms[0]['per_round'][r]['n_labeled']:.0f}"]
+            for row in arms:
+                pr = row["per_round"][r]
+                seconds = pr["seconds"]
+                cells += [_pct(pr["accuracy"]), "n/a" if seconds is None else f"{seconds:.1f}"]
+            table_rows.append(cells)
+        suffix = f" [{_describe(result, axes)}]" if axes else ""
+        report.tables.append(
+            ProtocolTable(
+                f"Online: test accuracy and training time per round, mean over seeds{suffix}",
+                headers,
+                table_rows,
+            )
+        )
+        report.tables.append(_final_table(result, suffix))
+        report.data.append(
+            {
+                "experiment": result.label,
+                "arms": [
+                    {k: row[k] for k in ("arm", "final_accuracy", "penalty", "penalty_ci", "compute_ratio")}
+                    | {"per_round": row["per_round"]}
+                    for row in arms
+                ],
+            }
+        )
+        if plot:
+            name = f"online{'_' + str(results.index(result)) if len(results) > 1 else ''}.png"
+            report.figures[name] = _online_figure(result, suffix)
+    return report
+
+
+def _final_table(result: Any, suffix: str = "") -> ProtocolTable:
+    rows = []
+    for row in result.summary:
+        rows.append(
+            [
+                row["arm"],
+                _pct(row["final_accuracy"]) + _ci(row["final_accuracy_ci"]).replace("+", ""),
+                "-" if row["arm"] == "random" else _pct(row["penalty"], 2) + _ci(row["penalty_ci"]),
+                "n/a" if row["compute_ratio"] is None else f"{row['compute_ratio']:.2f}",
+                "n/a" if row["time_ratio"] is None else f"{row['time_ratio']:.2f}",
+            ]
+        )
+    return ProtocolTable(
+        f"Final round: accuracy %, penalty vs random (points), compute vs random{suffix}",
+        ["arm", "accuracy %", "penalty", "steps ratio", "time ratio"],
+        rows,
+    )
+
+
+def _online_figure(result: Any, suffix: str) -> bytes:
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for row in result.summary:
+        x = [p["n_labeled"] for p in row["per_round"]]
+        left.plot(x, [100 * p["accuracy"] for p in row["per_round"]], marker="o", ms=3, label=row["arm"])
+        secs = [p["seconds"] for p in row["per_round"]]
+        if all(s is not None for s in secs):
+            right.plot(x, secs, marker="o", ms=3, label=row["arm"])
+    left.set_xlabel("labeled examples")
+    left.set_ylabel("test accuracy (%)")
+    left.set_title("Test accuracy per round" + suffix, fontsize=9)
+    right.set_xlabel("labeled examples")
+    right.set_ylabel("training seconds in the round")
+    right.set_title("Training time per round (paper Fig. 2, right)", fontsize=9)
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------- shrink-perturb grid
+
+
+def _grid_arms(result: Any) -> dict[tuple[float, float], dict[str, Any]]:
+    """``(shrink, perturb) -> summary row`` for every shrink_perturb arm (and the reference arms)."""
+    from activews.strategies import make_strategy
+
+    cells: dict[tuple[float, float], dict[str, Any]] = {}
+    for spec in result.config.arm_specs:
+        row = _arm(result, spec.label)
+        if row is None:
+            continue
+        if spec.strategy == "shrink_perturb":
+            params = make_strategy(spec.strategy, spec.params).params
+            cells[(float(params.shrink), float(params.perturb))] = row
+    return cells
+
+
+def _render_grid(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+    report = ProtocolReport()
+    axes = _axes(results)
+    for i, result in enumerate(results):
+        cells = _grid_arms(result)
+        if not cells:
+            raise ActivewsError(
+                "shrink-perturb-grid needs shrink_perturb arms; keep --strategy shrink_perturb and its --sweep"
+            )
+        shrinks = sorted({k[0] for k in cells})
+        perturbs = sorted({k[1] for k in cells})
+        suffix = f" [{_describe(result, axes)}]" if axes else ""
+        ref = {label: _arm(result, label) for label in ("random", "warm")}
+        note = ", ".join(
+            f"{label} {_pct(row['final_accuracy'])}% ({row['compute_ratio']:.2f}x steps)"
+            for label, row in ref.items()
+            if row is not None and row["compute_ratio"] is not None
+        )
+        for key, title, fmt in (
+            ("final_accuracy", "final test accuracy %", lambda v: _pct(v)),
+            ("compute_ratio", "optimizer steps vs random (cumulative)", lambda v: f"{v:.2f}"),
+            ("time_ratio", "training time vs random (cumulative)", lambda v: f"{v:.2f}"),
+        ):
+            rows = []
+            for s in shrinks:
+                row = [f"shrink {s:g}"]
+                for p in perturbs:
+                    arm = cells.get((s, p))
+                    row.append("-" if arm is None or arm[key] is None else fmt(arm[key]))
+                rows.append(row)
+            report.tables.append(
+                ProtocolTable(
+                    f"Shrink x perturb: {title}{suffix} (reference: {note})",
+                    ["", *(f"perturb {p:g}" for p in perturbs)],
+                    rows,
+                )
+            )
+        report.data.append(
+            {
+                "experiment": result.label,
+                "reference": {
+                    label: None if row is None else {k: row[k] for k in ("final_accuracy", "compute_ratio")}
+                    for label, row in ref.items()
+                },
+                "cells": [
+                    {"shrink": s, "perturb": p}
+                    | {
+                        k: row[k]
+                        for k in (
+                            "arm",
+                            "final_accuracy",
+                            "penalty",
+                            "penalty_ci",
+                            "compute_ratio",
+                            "time_ratio",
+                        )
+                    }
+                    for (s, p), row in sorted(cells.items())
+                ],
+            }
+        )
+        if plot:
+            tag = f"_{i}" if len(results) > 1 else ""
+            for key, label, cmap in (
+                ("final_accuracy", "final test accuracy (%)", "viridis"),
+                ("compute_ratio", "optimizer steps vs random", "magma"),
+            ):
+                report.figures[
+                    f"heatmap_{key.split('_')[-1] if key != 'final_accuracy' else 'accuracy'}{tag}.png"
+                ] = _heatmap(cells, shrinks, perturbs, key, label, cmap, note + suffix)
+    return report
+
+
+def _heatmap(
+    cells: dict[tuple[float, float], dict[str, Any]],
+    shrinks: list[float],
+    perturbs: list[float],
+    key: str,
+    label: str,
+    cmap: str,
+    note: str,
+) -> bytes:
+    import numpy as np
+
+    plt = _plt()
+    grid = np.full((len(shrinks), len(perturbs)), np.nan)
+    for (s, p), row in cells.items():
+        value = row[key]
+        if value is not None:
+            grid[shrinks.index(s), perturbs.index(p)] = 100 * value if key == "final_accuracy" else value
+    fig, ax = plt.subplots(figsize=(1.1 * len(perturbs) + 2.5, 0.7 * len(shrinks) + 1.8))
+    image = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower")
+    for a in range(len(shrinks)):
+        for b in range(len(perturbs)):
+            if not np.isnan(grid[a, b]):
+                ax.text(
+                    b,
+                    a,
+                    f"{grid[a, b]:.1f}" if key == "final_accuracy" else f"{grid[a, b]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white",
+                )
+    ax.set_xticks(range(len(perturbs)), [f"{p:g}" for p in perturbs])
+    ax.set_yticks(range(len(shrinks)), [f"{s:g}" for s in shrinks])
+    ax.set_xlabel("perturb (noise scale)")
+    ax.set_ylabel("shrink")
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set_title(f"Shrink-perturb grid (paper Fig. 8): {label}\n{note}", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ------------------------------------------------------------------------ early damage and regularized
+
+
+def _render_curve(field_name: str, axis_label: str, figure_title: str, log_x: bool) -> Renderer:
+    def render_curve(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+        others = [k for k in _axes(results) if k != field_name]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for result in results:
+            warm = [r for r in result.records if r["arm"] == "warm" and r["round"] == 0]
+            phase1 = sum(r["train_accuracy"] for r in warm) / len(warm) if warm else None
+            groups.setdefault(_describe(result, others), []).append(
+                {"experiment": result.label, field_name: getattr(result.config, field_name)}
+                | _gap_row(result)
+                | {"phase1_train_accuracy": phase1}
+            )
+        report = ProtocolReport()
+        for group, rows in groups.items():
+            rows.sort(key=lambda d: -1 if d[field_name] is None else d[field_name])
+            suffix = f" [{group}]" if others else ""
+            report.tables.append(
+                ProtocolTable(
+                    f"{figure_title}: final test accuracy % and gap (random - warm, points; "
+                    f"{_seeds_note(results)}){suffix}",
+                    [axis_label, "random %", "warm %", "gap", "warm steps vs random", "phase-1 train acc %"],
+                    [
+                        [
+                            _value_text(d[field_name]) if d[field_name] is not None else "to target",
+                            _pct(d["random"]),
+                            _pct(d["warm"]),
+                            _pct(d["gap"], 2) + _ci(d["gap_ci"]),
+                            "n/a" if d["warm_compute_ratio"] is None else f"{d['warm_compute_ratio']:.2f}",
+                            _pct(d["phase1_train_accuracy"]),
+                        ]
+                        for d in rows
+                    ],
+                )
+            )
+            report.data += [d | ({"group": group} if others else {}) for d in rows]
+        if plot:
+            report.figures[f"{protocol.name.replace('-', '_')}.png"] = _curve_figure(
+                groups, field_name, axis_label, figure_title, log_x
+            )
+        return report
+
+    return render_curve
+
+
+def _curve_figure(
+    groups: dict[str, list[dict[str, Any]]], field_name: str, axis_label: str, title: str, log_x: bool
+) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for group, rows in groups.items():
+        rows = [d for d in rows if d[field_name] is not None and d["gap"] is not None]
+        x = [float(d[field_name]) for d in rows]
+        y = [100 * d["gap"] for d in rows]
+        lo = [100 * (d["gap"] - d["gap_ci"][0]) if d["gap_ci"] else 0 for d in rows]
+        hi = [100 * (d["gap_ci"][1] - d["gap"]) if d["gap_ci"] else 0 for d in rows]
+        ax.errorbar(
+            x, y, yerr=[lo, hi], marker="o", ms=4, capsize=3, label=group if len(groups) > 1 else None
+        )
+    ax.axhline(0, color="#444", lw=0.8)
+    if log_x:
+        positive = [float(d[field_name]) for rows in groups.values() for d in rows if d[field_name]]
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1e-4)
+    ax.set_xlabel(axis_label)
+    ax.set_ylabel("gap: random - warm (accuracy points)")
+    ax.set_title(f"{title} (95% CI)", fontsize=9)
+    if len(groups) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------- registrations
+
+_TWO_PHASE = {"stream": "passive", "schedule": [0.5, 1.0], "strategies": []}
+_ONLINE = {"stream": "passive", "initial": 1000, "query_size": 1000, "rounds": 0}
+
+PROTOCOLS.register(
+    "two-phase",
+    Protocol(
+        "two-phase",
+        "train on 50% of the pool, then on 100%: warm start vs random init, per model and optimizer (Table 1)",
+        "Ash & Adams 2020, Sec. 2.1 and Table 1",
+        {**_TWO_PHASE, "model_params": {}},
+        {"model": ["paper_mlp", "logreg"], "optimizer": ["sgd", "adam"]},
+        _render_two_phase,
+    ),
+)
+PROTOCOLS.register(
+    "online",
+    Protocol(
+        "online",
+        "+1,000 examples per round until the pool is used up: accuracy and training time per round (Fig. 2)",
+        "Ash & Adams 2020, Sec. 2.2 and Fig. 2",
+        dict(_ONLINE),
+        {},
+        _render_online,
+    ),
+)
+PROTOCOLS.register(
+    "shrink-perturb-grid",
+    Protocol(
+        "shrink-perturb-grid",
+        "the online protocol over a grid of shrink x perturb values: accuracy and compute heat maps (Fig. 8)",
+        "Ash & Adams 2020, Sec. 4 and Fig. 8",
+        {**_ONLINE, "strategies": ["shrink_perturb"]},
+        {},
+        _render_grid,
+        {"shrink_perturb": {"shrink": [0.2, 0.4, 0.6, 0.8], "perturb": [0.0, 0.01, 0.1]}},
+    ),
+)
+PROTOCOLS.register(
+    "early-damage",
+    Protocol(
+        "early-damage",
+        "warm-start phase 2 from the phase-1 model after different amounts of training (Fig. 4)",
+        "Ash & Adams 2020, Sec. 3 and Fig. 4",
+        dict(_TWO_PHASE),
+        {"first_round_epochs": [0, 1, 2, 5, 10, 20, 40]},
+        _render_curve("first_round_epochs", "phase-1 epochs before warm starting", "Early damage", False),
+    ),
+)
+PROTOCOLS.register(
+    "regularized",
+    Protocol(
+        "regularized",
+        "the two-phase gap with L2 weight decay at several strengths in both phases (Sec. 3.3)",
+        "Ash & Adams 2020, Sec. 3.3",
+        dict(_TWO_PHASE),
+        {"weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1]},
+        _render_curve("weight_decay", "L2 weight decay (both phases)", "Regularized two-phase", True),
+    ),
+)
+
+
+def describe_protocols() -> list[dict[str, Any]]:
+    """Name, title, reference, settings and grid of every protocol (for ``activews reproduce --list``)."""
+    out = []
+    for name, p in PROTOCOLS.items():
+        grid = " x ".join(f"{k}={','.join(_value_text(v) for v in vs)}" for k, vs in p.grid.items())
+        sweeps = " x ".join(
+            f"{s}.{k}={','.join(_value_text(v) for v in vs)}"
+            for s, kv in p.param_grid.items()
+            for k, vs in kv.items()
+        )
+        settings = ", ".join(f"{k}={_value_text(v)}" for k, v in p.values.items() if v not in ({}, []))
+        out.append(
+            {
+                "name": name,
+                "title": p.title,
+                "reference": p.reference,
+                "settings": settings,
+                "grid": grid,
+                "sweep": sweeps,
+            }
+        )
+    return out
