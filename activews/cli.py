@@ -449,9 +449,14 @@ def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, e
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from activews.protocols import PROTOCOLS, describe_protocols, get_protocol, protocol_values, render
+    from activews.protocols import (
+        PROTOCOLS,
+        describe_protocols,
+        get_protocol,
+        protocol_values,
+        write_protocol_report,
+    )
     from activews.report import protocol_title
-    from activews.results import atomic_write, to_jsonable
     from activews.sweep import expand, load_sweep
 
     out = Console()
@@ -488,16 +493,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     results = _execute(args, experiments, folder, title)
     if results is None:
         return 130
-    report = render(protocol, results, plot=not args.no_plot)
+    report = write_protocol_report(protocol, results, folder, plot=not args.no_plot)
     for table in report.tables:
         out.print(table.rich())
-    atomic_write(folder / "protocol.md", f"# activews reproduce {protocol.name}\n\n{report.markdown()}\n")
-    atomic_write(
-        folder / "protocol.json",
-        json.dumps(to_jsonable({"protocol": protocol.name, "results": report.data}), indent=2),
-    )
-    for name, png in report.figures.items():
-        atomic_write(folder / name, png)
     figs = ", ".join(report.figures)
     _print_results(args, results, folder, extra=f"protocol.md, protocol.json, {figs + ', ' if figs else ''}")
     return 0
@@ -737,6 +735,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from activews.bench import load_results
+    from activews.protocols import protocol_of_run, write_protocol_report
     from activews.report import compute_table, penalty_table, protocol_title
     from activews.results import write_run_folder
 
@@ -754,6 +753,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         console.print(penalty_table(r.summary))
         console.print(compute_table(r.summary))
+    protocol = protocol_of_run(folder)
+    if protocol is not None:  # a run of 'activews reproduce': its paper-shaped tables and figures too
+        report = write_protocol_report(protocol, results, target)
+        for table in report.tables:
+            console.print(table.rich())
+        written += [target / "protocol.md", target / "protocol.json", *(target / f for f in report.figures)]
     console.print(f"wrote {len(written)} files to {target}/ (open report.html)", highlight=False)
     return 0
 

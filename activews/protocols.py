@@ -12,8 +12,10 @@ References:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from activews.errors import ActivewsError
@@ -27,6 +29,9 @@ __all__ = [
     "get_protocol",
     "protocol_values",
     "render",
+    "write_protocol_report",
+    "protocol_of_run",
+    "describe_protocols",
 ]
 
 
@@ -136,6 +141,39 @@ def render(protocol: Protocol, results: Sequence[Any], plot: bool = True) -> Pro
     if not any(r.records for r in results):
         raise ActivewsError(f"protocol {protocol.name!r}: no finished round to report yet")
     return protocol.render(protocol, results, plot)
+
+
+def write_protocol_report(
+    protocol: Protocol, results: Sequence[Any], folder: str | Path, *, plot: bool = True
+) -> ProtocolReport:
+    """Render ``results`` and write ``protocol.md``, ``protocol.json`` and the figures into ``folder``.
+
+    ``protocol.json`` names the protocol, so ``activews report RUN`` can render the run again.
+    """
+    from activews.results import atomic_write, to_jsonable
+
+    report = render(protocol, results, plot)
+    folder = Path(folder)
+    atomic_write(folder / "protocol.md", f"# activews reproduce {protocol.name}\n\n{report.markdown()}\n")
+    atomic_write(
+        folder / "protocol.json",
+        json.dumps(to_jsonable({"protocol": protocol.name, "results": report.data}), indent=2),
+    )
+    for name, png in report.figures.items():
+        atomic_write(folder / name, png)
+    return report
+
+
+def protocol_of_run(folder: str | Path) -> Protocol | None:
+    """The protocol a run folder was made by (from its ``protocol.json``), or None."""
+    path = Path(folder) / "protocol.json"
+    if not path.is_file():
+        return None
+    try:
+        name = json.loads(path.read_text()).get("protocol")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return get_protocol(name) if isinstance(name, str) and name in PROTOCOLS else None
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ import torch
 from activews.errors import DataError
 from activews.registry import Registry
 
-__all__ = ["Dataset", "DATASETS", "register_dataset", "load_dataset", "from_arrays", "load_npz"]
+__all__ = [
+    "Dataset",
+    "DATASETS",
+    "register_dataset",
+    "load_dataset",
+    "from_arrays",
+    "load_npz",
+    "val_split_indices",
+]
 
 
 @dataclass(frozen=True)
@@ -52,17 +61,103 @@ DATASETS: Registry[Loader] = Registry("dataset", entry_point_group="activews.dat
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: register a loader ``f(n_examples, test_fraction, split_seed) -> Dataset``."""
+    """Decorator: register a loader ``f(n_examples, test_fraction, split_seed) -> Dataset``.
+
+    A loader may also accept any of the keywords ``data_dir``, ``download`` and ``val_split``;
+    :func:`load_dataset` passes each one only to loaders whose signature names it (or that take
+    ``**kwargs``, and then only when it differs from its default), so older loaders keep working.
+    A loader that accepts ``val_split`` must honour it (see :func:`val_split_indices`).
+    """
     return DATASETS.register(name)  # type: ignore[return-value]
 
 
+# The keywords added after the original (n_examples, test_fraction, split_seed) loader signature, with
+# their defaults: a loader that does not name one is called without it.
+_OPTIONAL_KEYWORDS: dict[str, Any] = {"data_dir": None, "download": False, "val_split": False}
+
+
+def _keywords_for(loader: Loader, values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The optional keywords ``loader`` accepts out of ``values``, and whether it can take ``val_split``."""
+    try:
+        params = inspect.signature(loader).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature: call it the original way
+        return {}, False
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    kwargs = {}
+    for key, value in values.items():
+        # A **kwargs loader may forward them to a function that knows none of these keywords, so it only
+        # sees the ones the caller actually set.
+        if key in named or (takes_any and value != _OPTIONAL_KEYWORDS[key]):
+            kwargs[key] = value
+    return kwargs, "val_split" in named or takes_any
+
+
+def _no_test_split_error(label: str) -> DataError:
+    return DataError(
+        f"{label} has no official test split; its hold-out is set by --test-fraction; drop --val-split"
+    )
+
+
 def load_dataset(
-    name: str, *, n_examples: int | None = None, test_fraction: float = 0.3, split_seed: int = 0
+    name: str,
+    *,
+    n_examples: int | None = None,
+    test_fraction: float = 0.3,
+    split_seed: int = 0,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    val_split: bool = False,
 ) -> Dataset:
-    """Load a registered dataset, or a ``.npz`` file when ``name`` ends in ``.npz``."""
+    """Load a registered dataset, or a ``.npz`` file when ``name`` ends in ``.npz``.
+
+    Args:
+        name: a registered dataset name, or a path ending in ``.npz``.
+        n_examples: use a seeded random subset of this many examples (each dataset documents whether
+            the subset is taken before or after the train/test split).
+        test_fraction: the held-out fraction for datasets without an official test split.
+        split_seed: seed of the subset and of the split.
+        data_dir: the folder a file-backed dataset reads from (e.g. ``cifar10``); ignored by datasets
+            that need no files (``mnist1d``, ``digits``, ``.npz`` paths).
+        download: let a file-backed dataset fetch missing files into ``data_dir``; ignored by the others.
+            Nothing touches the network unless this is set.
+        val_split: the paper's evaluation protocol: a seeded random 1/3 of the official training set is
+            the test split and the other 2/3 the training pool; the official test split is not used.
+            Only for datasets with an official test split.
+
+    Raises:
+        DataError: the data cannot be read, or ``val_split`` was asked of a dataset without an official
+            test split.
+        UnknownNameError: ``name`` is neither registered nor an ``.npz`` path.
+    """
     if name.endswith(".npz"):
-        return load_npz(name, n_examples=n_examples, test_fraction=test_fraction, split_seed=split_seed)
-    return DATASETS.get(name)(n_examples=n_examples, test_fraction=test_fraction, split_seed=split_seed)
+        return load_npz(
+            name,
+            n_examples=n_examples,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            val_split=val_split,
+        )
+    loader = DATASETS.get(name)
+    kwargs, takes_val_split = _keywords_for(
+        loader, {"data_dir": data_dir, "download": download, "val_split": val_split}
+    )
+    if val_split and not takes_val_split:
+        raise _no_test_split_error(name)
+    return loader(n_examples=n_examples, test_fraction=test_fraction, split_seed=split_seed, **kwargs)
+
+
+def val_split_indices(n: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's split of an official training set of ``n`` examples: (training pool, evaluation set).
+
+    A seeded permutation of ``range(n)``: its first ``floor(2n/3)`` entries are the training pool and the
+    rest (about 1/3) the evaluation set, as in the authors' code (``int(len(trainset) * 2/3)``): 33,333 /
+    16,667 for CIFAR-10's 50,000. The pool keeps the permutation's order, so its first ``k`` entries are a
+    seeded random subset of it (nested across ``k``).
+    """
+    order = np.random.default_rng(split_seed).permutation(n)
+    n_pool = (2 * n) // 3
+    return order[:n_pool], order[n_pool:]
 
 
 def from_arrays(
@@ -159,9 +254,19 @@ def _as_float_array(X: Any, label: str, name: str) -> np.ndarray:
 
 
 def load_npz(
-    path: str | Path, *, n_examples: int | None = None, test_fraction: float = 0.3, split_seed: int = 0
+    path: str | Path,
+    *,
+    n_examples: int | None = None,
+    test_fraction: float = 0.3,
+    split_seed: int = 0,
+    val_split: bool = False,
 ) -> Dataset:
-    """Load a ``.npz`` file with arrays ``X`` and ``y`` (and optionally ``X_test``, ``y_test``)."""
+    """Load a ``.npz`` file with arrays ``X`` and ``y`` (and optionally ``X_test``, ``y_test``).
+
+    With ``val_split`` (only for files that hold ``X_test``/``y_test``), the paper's protocol replaces the
+    file's test split: a seeded 1/3 of ``X`` is held out (:func:`val_split_indices`) and ``n_examples``
+    subsets the remaining 2/3.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"cannot read {str(path)!r}: no such file; pass an existing .npz with arrays X and y")
@@ -181,6 +286,21 @@ def load_npz(
             f"{str(path)!r} lacks array(s) {', '.join(missing)} (found: {', '.join(arrays) or 'none'}); "
             f"save it with numpy.savez(path, X=features, y=labels)"
         )
+    if val_split:
+        if "X_test" not in arrays or "y_test" not in arrays:
+            raise _no_test_split_error(f"{str(path)!r} (no X_test/y_test arrays)")
+        X, y = arrays["X"], arrays["y"]
+        if X.ndim >= 1 and y.ndim == 1 and len(X) == len(y):  # otherwise from_arrays below says what is wrong
+            pool, held = val_split_indices(len(y), split_seed)
+            return from_arrays(
+                X[pool],
+                y[pool],
+                name=f"npz:{path.name}",
+                n_examples=n_examples,
+                split_seed=split_seed,
+                X_test=X[held],
+                y_test=y[held],
+            )
     return from_arrays(
         arrays["X"],
         arrays["y"],

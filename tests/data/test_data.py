@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from activews.data import DATASETS, from_arrays, load_dataset, load_npz
+from activews.data import DATASETS, from_arrays, load_dataset, load_npz, val_split_indices
 from activews.data import builtin as builtin_data
 from activews.errors import DataError, UnknownNameError
 from tests.helpers import assert_one_line
@@ -198,3 +198,82 @@ def test_load_npz_errors(tmp_path, kind, match):
     with pytest.raises(DataError, match=match) as exc:
         load_npz(path)
     assert_one_line(str(exc.value))
+
+
+# ------------------------------------------------------------------- load_dataset's optional keywords
+
+
+@pytest.fixture
+def user_loaders():
+    """Three user loaders: the original signature, one naming the new keywords, one taking **kwargs."""
+    calls: dict[str, dict] = {}
+    X, y = labeled_arrays(30)
+
+    def old_style(n_examples, test_fraction, split_seed):
+        calls["old_style"] = {}
+        return from_arrays(X, y, n_examples=n_examples, test_fraction=test_fraction, split_seed=split_seed)
+
+    def new_style(
+        n_examples=None, test_fraction=0.3, split_seed=0, *, data_dir=None, download=False, val_split=False
+    ):
+        calls["new_style"] = {"data_dir": data_dir, "download": download, "val_split": val_split}
+        return from_arrays(X, y, test_fraction=test_fraction, split_seed=split_seed)
+
+    def forwarding(**kwargs):
+        calls["forwarding"] = dict(kwargs)
+        return from_arrays(X, y, **kwargs)  # from_arrays knows none of the new keywords
+
+    for name, fn in (("aw_old_style", old_style), ("aw_new_style", new_style), ("aw_forwarding", forwarding)):
+        DATASETS.register(name, fn)
+    try:
+        yield calls
+    finally:
+        for name in ("aw_old_style", "aw_new_style", "aw_forwarding"):
+            DATASETS.unregister(name)
+
+
+def test_new_keywords_reach_only_loaders_that_take_them(user_loaders, tmp_path):
+    ds = load_dataset("aw_old_style", n_examples=20, data_dir=tmp_path, download=True)
+    assert len(ds.y_train) + len(ds.y_test) == 20
+    load_dataset("aw_new_style", data_dir=tmp_path, download=True, val_split=True)
+    assert user_loaders["new_style"] == {"data_dir": tmp_path, "download": True, "val_split": True}
+    load_dataset("aw_new_style")
+    assert user_loaders["new_style"] == {"data_dir": None, "download": False, "val_split": False}
+    load_dataset("aw_forwarding", split_seed=2)  # defaults are not forced on a **kwargs loader
+    assert user_loaders["forwarding"] == {"n_examples": None, "test_fraction": 0.3, "split_seed": 2}
+    with pytest.raises(TypeError, match="data_dir"):  # a value the caller set does reach it
+        load_dataset("aw_forwarding", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mnist1d", "digits", "aw_old_style"])
+def test_val_split_needs_an_official_test_split(user_loaders, name):
+    with pytest.raises(DataError) as exc:
+        load_dataset(name, val_split=True)
+    assert (
+        str(exc.value)
+        == f"{name} has no official test split; its hold-out is set by --test-fraction; drop --val-split"
+    )
+
+
+def test_builtins_ignore_data_dir_and_download(tmp_path):
+    ds = load_dataset("digits", n_examples=100, data_dir=tmp_path / "nowhere", download=True)
+    assert torch.equal(ds.x_train, load_dataset("digits", n_examples=100).x_train)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_npz_val_split(tmp_path):
+    X, y = labeled_arrays(30)
+    Xt, yt = labeled_arrays(7, seed=3)
+    np.savez(tmp_path / "split.npz", X=X, y=y, X_test=Xt, y_test=yt)
+    ds = load_dataset(str(tmp_path / "split.npz"), val_split=True, split_seed=1)
+    assert (len(ds.y_train), len(ds.y_test)) == (20, 10)  # 2/3 and 1/3 of X; X_test is not used
+    pool, held = val_split_indices(30, 1)
+    assert torch.equal(ds.x_test, torch.from_numpy(X[held].astype(np.float32)))
+    assert torch.equal(ds.x_train, torch.from_numpy(X[pool].astype(np.float32)))
+    assert len(load_dataset(str(tmp_path / "split.npz"), val_split=True, n_examples=5).y_train) == 5
+    np.savez(tmp_path / "plain.npz", X=X, y=y)
+    with pytest.raises(
+        DataError,
+        match=r"plain.npz' \(no X_test/y_test arrays\) has no official test split; .*drop --val-split",
+    ):
+        load_dataset(str(tmp_path / "plain.npz"), val_split=True)
