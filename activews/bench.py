@@ -112,6 +112,7 @@ def run_experiments(
     workers: int = 1,
     executor: str = "local",
     address: str | None = None,
+    meta: dict[str, str] | None = None,
 ) -> list[BenchResult]:
     """Run (or resume) several experiments into one run folder; one :class:`BenchResult` each.
 
@@ -125,6 +126,8 @@ def run_experiments(
         workers: cells run in parallel (local processes, or Ray tasks).
         executor: ``"local"`` or ``"ray"``.
         address: a Ray cluster address (``executor="ray"``); a local Ray starts when omitted.
+        meta: extra ``key: value`` strings stored in a new run's ``meta`` table (``activews reproduce``
+            records its protocol there).
     """
     if not experiments:
         raise ActivewsError("nothing to run: no experiments")
@@ -138,6 +141,7 @@ def run_experiments(
                 workers=workers,
                 executor=executor,
                 address=address,
+                meta=meta,
             )
             for r in results:
                 r.folder = None
@@ -164,7 +168,7 @@ def run_experiments(
         ],
         "datasets": [dataset_fingerprint(datasets[i]) for i in range(len(experiments))],
     }
-    store = _open_store(folder, run_config, experiments)
+    store = _open_store(folder, run_config, experiments, meta)
     try:
         done_rounds = len(store.records())
         todo = [Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"]
@@ -197,7 +201,10 @@ def run_experiments(
 
 
 def _open_store(
-    folder: Path, run_config: dict[str, Any], experiments: Sequence[tuple[str, BenchConfig]]
+    folder: Path,
+    run_config: dict[str, Any],
+    experiments: Sequence[tuple[str, BenchConfig]],
+    meta: dict[str, str] | None = None,
 ) -> RunStore:
     if is_run_folder(folder):
         store = RunStore(folder)
@@ -216,7 +223,9 @@ def _open_store(
         for seed in cfg.seeds
         for spec in cfg.arm_specs
     ]
-    store.initialize(run_config, [(label, cfg.model_dump(mode="json")) for label, cfg in experiments], cells)
+    store.initialize(
+        run_config, [(label, cfg.model_dump(mode="json")) for label, cfg in experiments], cells, meta
+    )
     from activews.results import atomic_write
 
     # For people browsing the folder; the store holds the authoritative copy.

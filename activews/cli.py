@@ -42,10 +42,12 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_assignments(items: Sequence[str], flag: str, dotted: bool) -> dict[str, Any]:
+def parse_assignments(
+    items: Sequence[str], flag: str, dotted: bool, example: str | None = None
+) -> dict[str, Any]:
     """``["shrink_perturb.shrink=0.6"]`` -> ``{"shrink_perturb": {"shrink": 0.6}}`` (or flat if not dotted)."""
     out: dict[str, Any] = {}
-    example = (
+    example = example or (
         "STRATEGY.KEY=VALUE, e.g. shrink_perturb.shrink=0.6" if dotted else "KEY=VALUE, e.g. hidden=128,128"
     )
     for item in items:
@@ -74,7 +76,8 @@ def parse_seeds(text: str) -> int | list[int]:
 def parse_grid(items: Sequence[str] | None) -> dict[str, list[Any]]:
     """``["model=mlp,logreg"]`` -> ``{"model": ["mlp", "logreg"]}`` (one experiment per value)."""
     out: dict[str, list[Any]] = {}
-    for key, value in parse_assignments(items or [], "--grid", dotted=False).items():
+    example = "FIELD=V1,V2 with a bench setting as FIELD, e.g. model=mlp,logreg"
+    for key, value in parse_assignments(items or [], "--grid", dotted=False, example=example).items():
         out[key] = value if isinstance(value, list) else [value]
     return out
 
@@ -151,18 +154,21 @@ def _default_text(field: str) -> str:
         return ",".join(default)
     if field == "seeds":
         return str(len(default))
-    if default in (None, {}, False):
+    if default in (None, {}, False, ()):
         return ""
     return str(default)
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
-    """The bench settings (the fields of ``BenchConfig``), grouped as in the help."""
+def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """The bench settings (the fields of ``BenchConfig``), grouped as in the help.
+
+    ``defaults=False`` leaves the defaults out of the help (a protocol sets its own; see ``--list``).
+    """
     groups: dict[str, Any] = {}
     for group, flag, dest, spec in _SETTINGS:
         g = groups.setdefault(group, parser.add_argument_group(group))
         kw = dict(spec)
-        default = _default_text(dest)
+        default = _default_text(dest) if defaults else ""
         help_text = kw.pop("help", "") + (f" (default: {default})" if default else "")
         g.add_argument(flag, dest=dest, default=None, help=help_text.strip(), **kw)
 
@@ -256,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="two-phase | online | shrink-perturb-grid | early-damage | regularized",
     )
     rp.add_argument("--list", action="store_true", help="list the protocols with their settings and grids")
-    _add_settings(rp)
+    _add_settings(rp, defaults=False)
     _add_run_options(rp, resume=False)
 
     s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
@@ -377,7 +383,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _execute(
-    args: argparse.Namespace, experiments: list[tuple[str, Any]], folder: Path, title: str
+    args: argparse.Namespace,
+    experiments: list[tuple[str, Any]],
+    folder: Path,
+    title: str,
+    meta: dict[str, str] | None = None,
 ) -> list[Any] | None:
     """Run (or resume) ``experiments`` into ``folder`` with a progress display; None if interrupted."""
     from rich.console import Console
@@ -406,6 +416,7 @@ def _execute(
                 workers=args.workers,
                 executor=args.executor,
                 address=args.address,
+                meta=meta,
             )
     except KeyboardInterrupt:
         again = "activews bench --resume" if args.command == "bench" else "the same command with --output"
@@ -466,7 +477,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 f"name a protocol: {', '.join(PROTOCOLS.names())} (see 'activews reproduce --list')"
             )
         out.print(
-            "[bold]Protocols of Ash & Adams (2020)[/]: activews reproduce NAME [bench flags] [--grid FIELD=V1,V2]"
+            "[bold]Protocols of Ash & Adams (2020)[/]: "
+            + escape("activews reproduce NAME [bench flags] [--grid FIELD=V1,V2]"),
+            highlight=False,
         )
         for row in describe_protocols():
             out.print(f"\n[bold]{row['name']}[/]  {escape(row['title'])}  ({escape(row['reference'])})")
@@ -490,7 +503,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     title = f"[bold]activews reproduce[/] · {escape(what)}\n{escape(protocol_title(first))}" + (
         f" · {len(experiments)} experiments" if len(experiments) > 1 else ""
     )
-    results = _execute(args, experiments, folder, title)
+    results = _execute(args, experiments, folder, title, meta={"protocol": protocol.name})
     if results is None:
         return 130
     report = write_protocol_report(protocol, results, folder, plot=not args.no_plot)

@@ -73,7 +73,7 @@ class BenchConfig(BaseModel):
     model: str = "mlp"
     model_params: dict[str, Any] = Field(default_factory=dict)
     # stream
-    rounds: int = Field(7, ge=0, description="number of rounds; 0 = until the pool is used up (passive)")
+    rounds: int = Field(7, ge=0, description="number of rounds; 0 = until the pool is used up")
     initial: int = Field(1000, ge=1)
     query_size: int = Field(1000, ge=1)
     schedule: tuple[float, ...] | None = Field(

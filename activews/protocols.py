@@ -42,11 +42,13 @@ class ProtocolTable:
     title: str
     headers: list[str]
     rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
         lines.append("|" + "|".join("---" for _ in self.headers) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["", *self.notes] if self.notes else []
         return "\n".join(lines)
 
     def rich(self) -> Any:
@@ -58,6 +60,9 @@ class ProtocolTable:
             table.add_column(escape(header), justify="left" if i == 0 else "right")
         for row in self.rows:
             table.add_row(*(escape(cell) for cell in row))
+        if self.notes:
+            table.caption = escape(" ".join(self.notes))
+            table.caption_justify = "left"
         return table
 
 
@@ -130,6 +135,14 @@ def protocol_values(
     if flags.get("schedule") is not None:  # a schedule replaces the round sizes the protocol set
         for key in ("rounds", "initial", "query_size"):
             values.pop(key, None)
+    elif values.get("schedule") is not None:
+        sizes = [k for k in ("rounds", "initial", "query_size") if k in flags]
+        if sizes:
+            raise ActivewsError(
+                f"{protocol.name} sets the labeled fraction of each round with a schedule "
+                f"({','.join(_value_text(f) for f in values['schedule'])}); give --schedule instead of "
+                f"{', '.join('--' + k.replace('_', '-') for k in sizes)}, e.g. --schedule 0.25,0.5,1.0"
+            )
     values.update(flags)
     if axes:
         values["grid"] = axes
@@ -148,7 +161,7 @@ def write_protocol_report(
 ) -> ProtocolReport:
     """Render ``results`` and write ``protocol.md``, ``protocol.json`` and the figures into ``folder``.
 
-    ``protocol.json`` names the protocol, so ``activews report RUN`` can render the run again.
+    ``activews report RUN`` renders a run of a protocol again (the store records the protocol's name).
     """
     from activews.results import atomic_write, to_jsonable
 
@@ -165,15 +178,14 @@ def write_protocol_report(
 
 
 def protocol_of_run(folder: str | Path) -> Protocol | None:
-    """The protocol a run folder was made by (from its ``protocol.json``), or None."""
-    path = Path(folder) / "protocol.json"
-    if not path.is_file():
+    """The protocol a run folder was made by (recorded in its store's ``meta`` table), or None."""
+    from activews.store import RunStore, is_run_folder
+
+    if not is_run_folder(folder):
         return None
-    try:
-        name = json.loads(path.read_text()).get("protocol")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return get_protocol(name) if isinstance(name, str) and name in PROTOCOLS else None
+    with RunStore(folder) as store:
+        name = store.meta().get("protocol")
+    return get_protocol(name) if name is not None and name in PROTOCOLS else None
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -225,8 +237,25 @@ def _gap_row(result: Any) -> dict[str, Any]:
         "gap": warm_row["penalty"] if warm_row else None,
         "gap_ci": warm_row["penalty_ci"] if warm_row else None,
         "warm_compute_ratio": warm_row["compute_ratio"] if warm_row else None,
+        "reached_target": _reached(result),
         "seeds": len(result.config.seeds),
     }
+
+
+_TARGET_NOTE = (
+    "* some rounds stopped before the training-accuracy target (plateau rule or epoch cap); "
+    "penalties compare models trained to different criteria there (see records.csv, stop_reason)"
+)
+
+
+def _reached(result: Any) -> float | None:
+    """Fraction of the random and warm arms' rounds that reached the target (fixed-epoch rounds left out)."""
+    rows = [
+        r
+        for r in result.records
+        if r["arm"] in ("random", "warm") and r["stop_reason"] not in ("epochs", "empty")
+    ]
+    return sum(r["stop_reason"] == "target" for r in rows) / len(rows) if rows else None
 
 
 def _seeds_note(results: Sequence[Any]) -> str:
@@ -252,7 +281,8 @@ def _png(fig: Any) -> bytes:
 def _render_two_phase(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
     axes = _axes(results)
     row_keys = [k for k in axes if k == "dataset"]
-    col_keys = [k for k in axes if k != "dataset"]
+    # Columns are the settings that vary (Table 1: model x optimizer); one experiment still names its own.
+    col_keys = [k for k in axes if k != "dataset"] or ["model", "optimizer"]
     rows: dict[str, dict[str, str]] = {}
     columns: list[str] = []
     data = []
@@ -263,8 +293,9 @@ def _render_two_phase(protocol: Protocol, results: Sequence[Any], plot: bool) ->
             row = result.config.dataset
         if col not in columns:
             columns.append(col)
+        mark = "" if gap["reached_target"] in (None, 1.0) else " *"
         rows.setdefault(row, {})[col] = (
-            f"{_pct(gap['random'])} / {_pct(gap['warm'])} (gap {_pct(gap['gap'])}{_ci(gap['gap_ci'])})"
+            f"{_pct(gap['random'])} / {_pct(gap['warm'])} (gap {_pct(gap['gap'])}{_ci(gap['gap_ci'])}){mark}"
         )
         data.append({"experiment": result.label, "dataset": row, "setting": col} | gap)
     schedule = ",".join(f"{f:g}" for f in (results[0].config.schedule or ()))
@@ -275,6 +306,8 @@ def _render_two_phase(protocol: Protocol, results: Sequence[Any], plot: bool) ->
         [[row, *(cells.get(c, "-") for c in columns)] for row, cells in rows.items()],
     )
     report = ProtocolReport([table], data=data)
+    if any(d["reached_target"] not in (None, 1.0) for d in data):
+        table.notes.append(_TARGET_NOTE)
     if plot:
         report.figures["two_phase.png"] = _gap_bars(
             data, "setting", "Two-phase: warm-start gap (random - warm) per setting, 95% CI"
@@ -465,13 +498,13 @@ def _render_grid(protocol: Protocol, results: Sequence[Any], plot: bool) -> Prot
         )
         if plot:
             tag = f"_{i}" if len(results) > 1 else ""
-            for key, label, cmap in (
-                ("final_accuracy", "final test accuracy (%)", "viridis"),
-                ("compute_ratio", "optimizer steps vs random", "magma"),
+            for key, name, label, cmap in (
+                ("final_accuracy", "accuracy", "final test accuracy (%)", "viridis"),
+                ("compute_ratio", "compute", "optimizer steps vs random", "magma"),
             ):
-                report.figures[
-                    f"heatmap_{key.split('_')[-1] if key != 'final_accuracy' else 'accuracy'}{tag}.png"
-                ] = _heatmap(cells, shrinks, perturbs, key, label, cmap, note + suffix)
+                report.figures[f"heatmap_{name}{tag}.png"] = _heatmap(
+                    cells, shrinks, perturbs, key, label, cmap, note + suffix
+                )
     return report
 
 
@@ -525,7 +558,8 @@ def _render_curve(field_name: str, axis_label: str, figure_title: str, log_x: bo
         groups: dict[str, list[dict[str, Any]]] = {}
         for result in results:
             warm = [r for r in result.records if r["arm"] == "warm" and r["round"] == 0]
-            phase1 = sum(r["train_accuracy"] for r in warm) / len(warm) if warm else None
+            accs = [r["train_accuracy"] for r in warm if r["train_accuracy"] is not None]
+            phase1 = sum(accs) / len(accs) if accs else None
             groups.setdefault(_describe(result, others), []).append(
                 {"experiment": result.label, field_name: getattr(result.config, field_name)}
                 | _gap_row(result)
@@ -539,15 +573,24 @@ def _render_curve(field_name: str, axis_label: str, figure_title: str, log_x: bo
                 ProtocolTable(
                     f"{figure_title}: final test accuracy % and gap (random - warm, points; "
                     f"{_seeds_note(results)}){suffix}",
-                    [axis_label, "random %", "warm %", "gap", "warm steps vs random", "phase-1 train acc %"],
+                    [
+                        axis_label,
+                        "random %",
+                        "warm %",
+                        "gap",
+                        "warm steps vs random",
+                        "phase-1 train acc %",
+                        "rounds at target",
+                    ],
                     [
                         [
                             _value_text(d[field_name]) if d[field_name] is not None else "to target",
                             _pct(d["random"]),
                             _pct(d["warm"]),
-                            _pct(d["gap"], 2) + _ci(d["gap_ci"]),
+                            _pct(d["gap"]) + _ci(d["gap_ci"]),
                             "n/a" if d["warm_compute_ratio"] is None else f"{d['warm_compute_ratio']:.2f}",
                             _pct(d["phase1_train_accuracy"]),
+                            "n/a" if d["reached_target"] is None else f"{100 * d['reached_target']:.0f}%",
                         ]
                         for d in rows
                     ],
@@ -593,7 +636,7 @@ def _curve_figure(
 # ---------------------------------------------------------------------------------------- registrations
 
 _TWO_PHASE = {"stream": "passive", "schedule": [0.5, 1.0], "strategies": []}
-_ONLINE = {"stream": "passive", "initial": 1000, "query_size": 1000, "rounds": 0}
+_ONLINE = {"stream": "passive", "initial": 1000, "query_size": 1000, "rounds": 0, "strategies": []}
 
 PROTOCOLS.register(
     "two-phase",

@@ -44,9 +44,11 @@ def protocol_title(config: Any) -> str:
         stream = "passive, schedule " + ",".join(f"{f:g}" for f in config.schedule)
     else:
         stream = f"{config.stream}, {config.initial}+{config.query_size}/round"
+    first = "" if config.first_round_epochs is None else f" (round 0: {config.first_round_epochs} epochs)"
     return (
         f"{stream} · {config.dataset} · {config.model} · {config.optimizer} lr {config.lr:g} · "
-        f"train to {config.target_accuracy:.0%} · {len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''}"
+        f"train to {config.target_accuracy:.0%}{first} · "
+        f"{len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''}"
     )
 
 

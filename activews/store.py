@@ -108,8 +108,13 @@ class RunStore:
         run_config: dict[str, Any],
         experiments: list[tuple[str, dict[str, Any]]],
         cells: list[tuple[int, str, int, str, dict[str, Any]]],
+        extra_meta: dict[str, str] | None = None,
     ) -> None:
-        """Write the run's config, its experiments and its cells (all pending), once."""
+        """Write the run's config, its experiments and its cells (all pending), once.
+
+        Configs keep their key order (a sweep's parameter order names its arms); ``extra_meta`` adds
+        keys to the ``meta`` table (e.g. ``protocol`` for runs of ``activews reproduce``).
+        """
         from activews import __version__
 
         now = time.time()
@@ -120,12 +125,13 @@ class RunStore:
                     ("schema_version", str(SCHEMA_VERSION)),
                     ("activews_version", __version__),
                     ("created_at", str(now)),
-                    ("config", json.dumps(run_config, sort_keys=True)),
+                    ("config", json.dumps(run_config)),
+                    *sorted((extra_meta or {}).items()),
                 ],
             )
             c.executemany(
                 "INSERT INTO experiments (experiment, label, config) VALUES (?, ?, ?)",
-                [(i, label, json.dumps(cfg, sort_keys=True)) for i, (label, cfg) in enumerate(experiments)],
+                [(i, label, json.dumps(cfg)) for i, (label, cfg) in enumerate(experiments)],
             )
             c.executemany(
                 "INSERT INTO cells (experiment, arm, seed, strategy, params, status, updated_at) "

@@ -51,8 +51,8 @@ class TrainStats:
     steps: int
     epochs: int
     seconds: float
-    train_accuracy: float
-    train_loss: float
+    train_accuracy: float | None
+    train_loss: float | None
     stop_reason: Literal["target", "plateau", "max_epochs", "epochs", "empty"]
 
     @property
@@ -103,7 +103,7 @@ def train_to_criterion(
             the early-damage protocol trains phase 1 this way). ``0`` trains nothing.
         probe: called as ``probe(model, batch_positions)`` before each optimizer step of the first
             epoch (diagnostics such as :class:`activews.diagnostics.GradNormProbe`); it must not change
-            the model or use the generator.
+            the model or use the generator. Its time is left out of ``TrainStats.seconds``.
 
     Returns:
         The round's :class:`TrainStats` and the optimizer used.
@@ -112,8 +112,8 @@ def train_to_criterion(
     n = int(y.numel())
     if n == 0:
         return TrainStats(0, 0, 0.0, 0.0, 0.0, "empty"), opt
-    if epochs == 0:
-        return TrainStats(0, 0, 0.0, 0.0, 0.0, "epochs"), opt
+    if epochs == 0:  # no epoch, so no running accuracy or loss to report
+        return TrainStats(0, 0, 0.0, None, None, "epochs"), opt
     augment = None
     if config.augment:
         from activews.data.augment import random_crop_flip
@@ -136,12 +136,15 @@ def train_to_criterion(
     pred_views = [preds[i : i + bs] for i in starts]
     loss_views = list(batch_losses.unbind())
     done = 0
+    probe_seconds = 0.0  # diagnostics are not training compute: left out of the round's seconds
     while done < max_epochs:
         perm = torch.randperm(n, generator=generator).to(x.device)
         for k, i in enumerate(starts):
             idx = perm[i : i + bs]
             if probe is not None and done == 0:
+                t_probe = time.perf_counter()
                 probe(model, idx)
+                probe_seconds += time.perf_counter() - t_probe
             xb, yb = x[idx], y[idx]
             if augment is not None:
                 xb = augment(xb, generator)
@@ -172,7 +175,7 @@ def train_to_criterion(
             if since_best >= config.patience:
                 reason = "plateau"
                 break
-    stats = TrainStats(steps, done, time.perf_counter() - start, acc, loss_mean, reason)
+    stats = TrainStats(steps, done, time.perf_counter() - start - probe_seconds, acc, loss_mean, reason)
     return stats, opt
 
 

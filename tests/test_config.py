@@ -67,10 +67,10 @@ def test_round_trips_through_json():
         ({"model": "mpl"}, "unknown model 'mpl'; did you mean 'mlp'?"),
         ({"acquisition": "margn"}, "unknown acquisition 'margn'; did you mean 'margin'?"),
         (
-            {"dataset": "mnist"},
-            "did you mean 'mnist1d'? (or pass a path to an .npz file with arrays X and y)",
+            {"dataset": "mnist1"},
+            "did you mean 'mnist1d' or 'mnist'? (or pass a path to an .npz file with arrays X and y)",
         ),
-        ({"rounds": 0}, "rounds: Input should be greater than or equal to 1 (got 0)"),
+        ({"rounds": -1}, "rounds: Input should be greater than or equal to 0 (got -1)"),
         ({"query_size": 0}, "query_size: Input should be greater than or equal to 1 (got 0)"),
         ({"initial": -5}, "initial: Input should be greater than or equal to 1 (got -5)"),
         (

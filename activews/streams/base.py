@@ -104,6 +104,10 @@ def check_sizes(pool_size: int, initial: int, query_size: int, rounds: int) -> N
         raise ActivewsError(f"initial must be >= 1, got {initial}")
     if query_size < 1:
         raise ActivewsError(f"query size must be >= 1, got {query_size}")
+    if rounds == 0 and initial > pool_size:
+        raise ActivewsError(
+            f"initial {initial} is larger than the training pool ({pool_size} examples); lower --initial"
+        )
     need = initial + (max(rounds, 1) - 1) * query_size
     if need > pool_size:
         most = (pool_size - initial) // query_size + 1 if initial <= pool_size else 0

@@ -80,7 +80,9 @@ def run_step(
             if done[0] % 25 == 0:
                 print(f"[{name}] {done[0]} rounds, {time.perf_counter() - start:.0f} s", flush=True)
 
-    results = run_experiments(experiments, output=folder, progress=progress, workers=args.workers)
+    results = run_experiments(
+        experiments, output=folder, progress=progress, workers=args.workers, meta={"protocol": protocol_name}
+    )
     seconds = time.perf_counter() - start
     write_run_folder(results, folder, plot=False)
     report = render(protocol, results, plot=True)

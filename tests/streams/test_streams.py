@@ -7,6 +7,7 @@ import torch
 
 from activews.errors import ActivewsError
 from activews.streams import ActiveStream, PassiveStream, Round
+from activews.streams.base import round_sizes
 from tests.helpers import assert_one_line
 
 
@@ -82,7 +83,7 @@ def test_invalid_schedules(schedule, match):
     [
         (dict(initial=0), "initial must be >= 1, got 0"),
         (dict(query_size=0), "query size must be >= 1, got 0"),
-        (dict(rounds=0), "rounds must be >= 1, got 0"),
+        (dict(rounds=-1), r"rounds must be >= 1 \(or 0: until the pool is used up\), got -1"),
         (
             dict(initial=40, query_size=30, rounds=3),
             "= 100 examples, but the training pool has 90; .*at most 2 rounds",
@@ -216,3 +217,97 @@ def test_round_new_mask():
     stream = active()
     second = stream.next(stream.first(), FakeModel())
     assert torch.equal(second.labeled[second.new_mask()], second.new)
+
+
+# ------------------------------------------------------------------------ rounds=0: until the pool is used
+
+
+@pytest.mark.parametrize(
+    ("pool", "initial", "query_size", "sizes"),
+    [
+        (1050, 200, 300, [200, 500, 800, 1050]),  # the last round adds the remainder (250)
+        (1100, 200, 300, [200, 500, 800, 1100]),  # the pool divides evenly
+        (1101, 200, 300, [200, 500, 800, 1100, 1101]),  # a last round of one example
+        (300, 300, 50, [300]),  # round 0 takes the whole pool
+        (10, 1, 20, [1, 10]),
+    ],
+)
+def test_round_sizes_until_the_pool_is_used_up(pool, initial, query_size, sizes):
+    assert round_sizes(pool, initial, query_size, 0) == sizes
+    stream = PassiveStream(pool, gen(), initial=initial, query_size=query_size, rounds=0)
+    assert stream.num_rounds == len(sizes) and stream.sizes == sizes
+    rounds = all_rounds(stream)
+    assert [r.n_labeled for r in rounds] == sizes
+    assert [r.n_new for r in rounds] == [sizes[0], *(b - a for a, b in zip(sizes, sizes[1:], strict=False))]
+    assert sorted(rounds[-1].labeled.tolist()) == list(range(pool))  # everything labeled, once
+    # a fixed round count gives the same first rounds as rounds=0
+    if len(sizes) > 1 and sizes[-1] - sizes[-2] == query_size:
+        assert round_sizes(pool, initial, query_size, len(sizes)) == sizes
+
+
+def test_passive_rounds_zero_keeps_the_seeded_order():
+    rounds = all_rounds(PassiveStream(1050, gen(5), initial=200, query_size=300, rounds=0))
+    assert [r.n_new for r in rounds] == [200, 300, 300, 250]
+    assert torch.equal(rounds[-1].labeled, torch.randperm(1050, generator=gen(5)))
+    assert torch.equal(rounds[-1].new, rounds[-1].labeled[800:])
+
+
+def test_active_rounds_zero_labels_the_whole_pool():
+    model = FakeModel()
+    stream = active(rounds=0, query_size=15)
+    assert stream.num_rounds == 4 and stream.sizes == [10, 25, 40, 50]
+    rounds = all_rounds(stream, lambda _prev: model)
+    assert [r.n_new for r in rounds] == [10, 15, 15, 10]
+    final = rounds[-1].labeled.tolist()
+    assert sorted(final) == list(range(POOL))  # the whole pool, no duplicates
+    for prev, cur in zip(rounds, rounds[1:], strict=False):
+        unlabeled = sorted(set(range(POOL)) - set(prev.labeled.tolist()), key=lambda i: -UNCERTAINTY[i])
+        assert cur.new.tolist() == unlabeled[: cur.n_new]  # still the most uncertain first
+    with pytest.raises(ActivewsError, match="only 4 rounds"):
+        stream.next(rounds[-1], model)
+
+
+@pytest.mark.parametrize("cls", [PassiveStream, ActiveStream])
+def test_rounds_zero_with_initial_larger_than_the_pool(cls):
+    with pytest.raises(
+        ActivewsError, match=r"initial 1100 is larger than the training pool \(1050 examples\)"
+    ) as exc:
+        cls(1050, gen(), initial=1100, query_size=300, rounds=0)
+    assert_one_line(str(exc.value))
+    assert "--initial" in str(exc.value)
+
+
+def test_rounds_zero_error_names_only_the_fix_that_works():
+    with pytest.raises(ActivewsError) as exc:
+        PassiveStream(1050, gen(), initial=1100, query_size=300, rounds=0)
+    message = str(exc.value)
+    assert "--rounds" not in message and "at most 0 rounds" not in message
+
+
+@pytest.mark.parametrize("stream", ["passive", "active"])
+def test_rounds_zero_in_a_bench(stream):
+    """A real run: rounds from the pool size, the remainder in the last round, progress totals right."""
+    from activews.bench import run_bench
+    from activews.config import BenchConfig
+
+    cfg = BenchConfig.build(
+        n_examples=300,  # a pool of 210 training examples
+        stream=stream,
+        rounds=0,
+        initial=100,
+        query_size=60,
+        seeds=1,
+        strategies=[],
+        max_epochs=3,
+        lr=0.01,
+    )
+    assert cfg.num_rounds == 0  # unknown until the pool size is known
+    events = []
+    result = run_bench(cfg, progress=events.append)
+    start = next(e for e in events if e.kind == "start")
+    assert start.num_rounds == 2 * 3  # two arms x rounds 100, 160, 210
+    for arm in ("random", "warm"):
+        rows = sorted((r for r in result.records if r["arm"] == arm), key=lambda r: r["round"])
+        assert [r["n_labeled"] for r in rows] == [100, 160, 210]
+        assert [r["n_new"] for r in rows] == [100, 60, 50]
+    assert [row["rounds"] for row in result.summary] == [3, 3]

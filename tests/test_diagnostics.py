@@ -1,0 +1,361 @@
+"""Diagnostics (``--diagnostics``): gradient norms on new vs old examples, weight change at a round's start.
+
+The numbers are pinned on hand-made models whose gradients can be worked out on paper, and a real tiny
+bench checks that turning diagnostics on changes none of the numbers a run produces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from activews.arm import load_bench_dataset, run_arm
+from activews.bench import BenchResult, summarize
+from activews.cli import main
+from activews.config import BenchConfig
+from activews.diagnostics import (
+    DIAGNOSTICS,
+    RECORD_FIELDS,
+    GradNormProbe,
+    check_diagnostics,
+    flat_parameters,
+    weight_change,
+)
+from activews.errors import ActivewsError
+from tests.helpers import assert_one_line, assert_same_state, snapshot
+
+# --------------------------------------------------------------------------------------- GradNormProbe
+
+# A linear model with zero weights and bias predicts [0.5, 0.5] for every input, so the gradient of the
+# mean cross-entropy over k examples is G_W = mean_i (p - e_{y_i}) x_i^T and G_b = mean_i (p - e_{y_i}),
+# with p - e_0 = [-0.5, 0.5] and p - e_1 = [0.5, -0.5]. Per example:
+#   0: x=[1,0], y=0 -> |G|^2 = 0.25 * 2 * 1 + 0.5 = 1
+#   1: x=[0,2], y=1 -> |G|^2 = 0.25 * 2 * 4 + 0.5 = 2.5
+#   2: x=[3,0], y=0 -> |G|^2 = 0.25 * 2 * 9 + 0.5 = 5
+#   3: x=[0,4], y=1 -> |G|^2 = 0.25 * 2 * 16 + 0.5 = 8.5
+X4 = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 4.0]])
+Y4 = torch.tensor([0, 1, 0, 1])
+NEW4 = torch.tensor([False, False, True, True])  # examples 2 and 3 are new this round
+
+
+def zero_linear() -> nn.Linear:
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    return model
+
+
+def pairs(probe: GradNormProbe) -> list[float]:
+    """The probe's (new, old) norm pairs, flattened (pytest.approx compares flat sequences)."""
+    return [v for pair in probe.pairs for v in pair]
+
+
+def test_grad_norms_by_hand():
+    probe = GradNormProbe(X4, Y4, NEW4)
+    model = zero_linear()
+    probe(model, torch.tensor([2, 0]))  # new [2], old [0]
+    probe(model, torch.tensor([1, 3]))  # new [3], old [1]
+    assert pairs(probe) == pytest.approx([math.sqrt(5), 1.0, math.sqrt(8.5), math.sqrt(2.5)])
+    fields = probe.fields()
+    assert set(fields) == set(RECORD_FIELDS["grad_norms"])
+    new, old = (math.sqrt(5) + math.sqrt(8.5)) / 2, (1 + math.sqrt(2.5)) / 2
+    assert fields["grad_norm_new"] == pytest.approx(new)
+    assert fields["grad_norm_old"] == pytest.approx(old)
+    assert fields["grad_norm_ratio"] == pytest.approx(new / old)
+    assert fields["grad_norm_ratio_first"] == pytest.approx(math.sqrt(5))  # first probed batch only
+
+
+def test_grad_norms_use_equal_counts_in_batch_order():
+    model = zero_linear()
+    # 2 new and 1 old example: the new part is cut to the first new example in batch order (here 3)
+    probe = GradNormProbe(X4, Y4, NEW4)
+    probe(model, torch.tensor([3, 0, 2]))
+    assert pairs(probe) == pytest.approx([math.sqrt(8.5), 1.0])
+    probe = GradNormProbe(X4, Y4, NEW4)
+    probe(model, torch.tensor([2, 0, 3]))
+    assert pairs(probe) == pytest.approx([math.sqrt(5), 1.0])
+    # 2 and 2: the mean gradient over both examples of each part.
+    # new: G_W = [[-0.75, 1], [0.75, -1]], G_b = 0 -> 3.125; old: G_W = [[-0.25, 0.5], [0.25, -0.5]] -> 0.625
+    probe = GradNormProbe(X4, Y4, NEW4)
+    probe(model, torch.tensor([0, 2, 1, 3]))
+    assert pairs(probe) == pytest.approx([math.sqrt(3.125), math.sqrt(0.625)])
+
+
+def test_batches_without_both_parts_are_skipped():
+    probe = GradNormProbe(X4, Y4, NEW4)
+    model = zero_linear()
+    probe(model, torch.tensor([2, 3]))  # only new
+    probe(model, torch.tensor([1, 0]))  # only old
+    assert probe.pairs == []
+    assert probe.fields() == dict.fromkeys(RECORD_FIELDS["grad_norms"])
+    probe(model, torch.tensor([0, 3]))
+    assert len(probe.pairs) == 1 and probe.fields()["grad_norm_ratio_first"] == pytest.approx(math.sqrt(8.5))
+    # round 0: every example is new, so nothing is ever probed
+    all_new = GradNormProbe(X4, Y4, torch.ones(4, dtype=torch.bool))
+    all_new(model, torch.arange(4))
+    assert all_new.fields() == dict.fromkeys(RECORD_FIELDS["grad_norms"])
+
+
+def bn_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    model.train()
+    with torch.no_grad():  # move the running statistics away from their initial values
+        model(torch.randn(16, 2) * 3 + 1)
+    return model
+
+
+def eval_grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    try:
+        grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    finally:
+        model.train()
+    return math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
+
+
+def test_probe_runs_in_eval_mode_and_leaves_the_model_alone():
+    model = bn_model()
+    before = snapshot(model)
+    model[0].weight.grad = torch.full_like(model[0].weight, 7.0)  # a .grad left from the last step
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    new = torch.tensor([False, False, False, True, True, True])
+    probe = GradNormProbe(x, y, new)
+    probe(model, torch.tensor([3, 0, 4, 1]))  # new [3, 4], old [0, 1]
+    assert model.training and all(m.training for m in model.modules())
+    assert_same_state(before, snapshot(model))  # weights and BatchNorm running statistics untouched
+    assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 7.0))
+    assert all(p.grad is None for name, p in model.named_parameters() if name != "0.weight")
+    # the norms are those of the eval-mode model (running statistics), not of the train-mode one
+    g_new = eval_grad_norm(model, x[[3, 4]], y[[3, 4]])
+    g_old = eval_grad_norm(model, x[[0, 1]], y[[0, 1]])
+    assert pairs(probe) == pytest.approx([g_new, g_old])
+    train_mode = math.sqrt(
+        sum(
+            float(g.pow(2).sum())
+            for g in torch.autograd.grad(
+                F.cross_entropy(model(x[[3, 4]]), y[[3, 4]]), list(model.parameters())
+            )
+        )
+    )
+    assert train_mode != pytest.approx(g_new, rel=1e-3)
+    # a model that was in eval mode stays in eval mode
+    model.eval()
+    probe(model, torch.tensor([5, 2]))
+    assert not model.training and len(probe.pairs) == 2
+
+
+def test_probe_skips_frozen_parameters():
+    model = zero_linear()
+    model.bias.requires_grad_(False)
+    probe = GradNormProbe(X4, Y4, NEW4)
+    probe(model, torch.tensor([2, 0]))
+    # without the bias term (0.5 each): |G_W|^2 = 4.5 and 0.5
+    assert pairs(probe) == pytest.approx([math.sqrt(4.5), math.sqrt(0.5)])
+
+
+# --------------------------------------------------------------------------------------- weight_change
+
+
+def linear3(weight: list[float], bias: float) -> nn.Linear:
+    model = nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([weight]))
+        model.bias.fill_(bias)
+    return model
+
+
+def test_weight_change_of_a_warm_start_is_zero():
+    model = bn_model()
+    previous = flat_parameters(model)
+    assert previous.dtype == torch.float64 and previous.numel() == sum(p.numel() for p in model.parameters())
+    change = weight_change(previous, model)
+    assert set(change) == set(RECORD_FIELDS["weight_change"])
+    assert change["init_distance"] == 0.0 and change["init_relative_distance"] == 0.0
+    assert change["init_correlation"] == pytest.approx(1.0)
+
+
+def test_flat_parameters_is_a_copy():
+    model = linear3([1.0, 2.0], 3.0)
+    flat = flat_parameters(model)
+    assert flat.tolist() == [1.0, 2.0, 3.0]  # weight, then bias
+    with torch.no_grad():
+        model.weight.mul_(10)
+    assert flat.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_weight_change_by_hand():
+    previous = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    change = weight_change(previous, linear3([3.0, 2.0], 1.0))  # current [3, 2, 1]
+    assert change["init_distance"] == pytest.approx(math.sqrt(8))
+    assert change["init_relative_distance"] == pytest.approx(math.sqrt(8 / 14))
+    assert change["init_correlation"] == pytest.approx(-1.0)
+    previous = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    change = weight_change(previous, linear3([3.0, 2.0], 1.0))
+    assert change["init_distance"] == pytest.approx(math.sqrt(4 + 0 + 9))
+    assert change["init_relative_distance"] == pytest.approx(math.sqrt(13 / 21))
+    assert change["init_correlation"] == pytest.approx(-9 / math.sqrt(84))
+    assert change["init_correlation"] == pytest.approx(np.corrcoef([3, 2, 1], [1, 2, 4])[0, 1])
+    # shrinking the weights keeps their direction: correlation 1, relative distance 1 - shrink
+    previous = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    change = weight_change(previous, linear3([0.4, 0.8], 1.6))
+    assert change["init_relative_distance"] == pytest.approx(0.6)
+    assert change["init_correlation"] == pytest.approx(1.0)
+
+
+def test_weight_change_degenerate_vectors():
+    zero = torch.zeros(3, dtype=torch.float64)
+    change = weight_change(zero, linear3([1.0, 2.0], 2.0))
+    assert change["init_distance"] == pytest.approx(3.0)
+    assert change["init_relative_distance"] is None and change["init_correlation"] is None
+
+
+def test_weight_change_needs_the_same_parameter_count():
+    with pytest.raises(ActivewsError, match=r"number of parameters \(4 -> 3\); drop --diagnostics") as exc:
+        weight_change(torch.zeros(4, dtype=torch.float64), linear3([1.0, 2.0], 3.0))
+    assert_one_line(str(exc.value))
+
+
+# ------------------------------------------------------------------------------------------ names
+
+
+def test_check_diagnostics():
+    assert check_diagnostics(["all"]) == ("grad_norms", "weight_change") == tuple(DIAGNOSTICS)
+    assert check_diagnostics(["weight_change", "all", "weight_change"]) == ("weight_change", "grad_norms")
+    assert check_diagnostics([]) == ()
+    with pytest.raises(ActivewsError) as exc:
+        check_diagnostics(["grad_norms", "grad_norm"])
+    message = str(exc.value)
+    assert_one_line(message)
+    assert "unknown diagnostic 'grad_norm'" in message
+    assert "grad_norms, weight_change or all" in message
+    assert set(RECORD_FIELDS) == set(DIAGNOSTICS)
+
+
+def test_bench_config_diagnostics():
+    assert BenchConfig.build(diagnostics="all").diagnostics == ("grad_norms", "weight_change")
+    assert BenchConfig.build(diagnostics="weight_change").diagnostics == ("weight_change",)
+    assert BenchConfig().diagnostics == ()
+    with pytest.raises(ActivewsError, match="unknown diagnostic 'nope'") as exc:
+        BenchConfig.build(diagnostics=["nope"])
+    assert_one_line(str(exc.value))
+
+
+def test_cli_rejects_an_unknown_diagnostic(tmp_path, capsys):
+    rc = main(["bench", "--diagnostics", "grad_norms,nope", "--output", str(tmp_path / "run"), "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert_one_line(captured.err.rstrip("\n"))
+    assert "unknown diagnostic 'nope'; choose from grad_norms, weight_change or all" in captured.err
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------- in a real bench
+
+TINY = dict(n_examples=600, rounds=3, initial=100, query_size=100, seeds=1, strategies=[])
+WALL_TIME = {"seconds", "init_seconds", "select_seconds", "cumulative_seconds"}
+DIAG_FIELDS = set(RECORD_FIELDS["grad_norms"]) | set(RECORD_FIELDS["weight_change"])
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset():
+    return load_bench_dataset(BenchConfig.build(**TINY))
+
+
+@pytest.fixture(scope="module", params=["passive", "active"])
+def with_and_without(request, tiny_dataset):
+    """Records of the random and warm arms of one tiny stream, without and with every diagnostic."""
+    out = {}
+    for diagnostics in ((), ("grad_norms", "weight_change")):
+        cfg = BenchConfig.build(**TINY, stream=request.param, diagnostics=diagnostics)
+        out[diagnostics] = {arm: run_arm(cfg, tiny_dataset, arm, 0) for arm in ("random", "warm")}
+    return out[()], out[("grad_norms", "weight_change")]
+
+
+def test_diagnostics_do_not_change_the_numbers(with_and_without):
+    plain, diag = with_and_without
+    for arm in ("random", "warm"):
+        assert len(plain[arm]) == len(diag[arm]) == 3
+        for a, b in zip(plain[arm], diag[arm], strict=True):
+            assert set(b) - set(a) == DIAG_FIELDS
+            assert not set(a) & DIAG_FIELDS
+            assert {k: v for k, v in a.items() if k not in WALL_TIME} == {
+                k: v for k, v in b.items() if k not in WALL_TIME | DIAG_FIELDS
+            }
+
+
+def test_diagnostic_fields_in_the_records(with_and_without):
+    _, diag = with_and_without
+    for arm in ("random", "warm"):
+        first, *later = diag[arm]
+        assert all(first[k] is None for k in DIAG_FIELDS)  # round 0: all new, no previous weights
+        for rec in later:
+            assert all(isinstance(rec[k], float) and rec[k] > 0 for k in RECORD_FIELDS["grad_norms"])
+            assert rec["grad_norm_ratio"] == pytest.approx(rec["grad_norm_new"] / rec["grad_norm_old"])
+    for rec in diag["warm"][1:]:
+        assert rec["init_distance"] == 0.0 and rec["init_relative_distance"] == 0.0
+        assert rec["init_correlation"] == pytest.approx(1.0)
+        # a warm-started model already fits the old examples: new ones have the larger gradients
+        assert rec["grad_norm_ratio"] > 1
+    for rec in diag["random"][1:]:
+        assert rec["init_distance"] > 0 and rec["init_relative_distance"] > 0.5
+        assert abs(rec["init_correlation"]) < 0.1
+
+
+def test_summary_and_figure_carry_the_diagnostics(with_and_without, request):
+    from activews.report import _diagnostics_figure, figures
+
+    plain, diag = with_and_without
+    cfg = BenchConfig.build(**TINY, diagnostics="all")
+    records = [r for arm in ("random", "warm") for r in diag[arm]]
+    summary = summarize(records, ["random", "warm"])
+    warm = next(row for row in summary if row["arm"] == "warm")
+    assert warm["per_round"][0]["init_correlation"] is None
+    assert warm["per_round"][0]["grad_norm_ratio"] is None
+    for r in (1, 2):
+        assert warm["per_round"][r]["init_correlation"] == pytest.approx(1.0)
+        assert warm["per_round"][r]["grad_norm_ratio"] == pytest.approx(diag["warm"][r]["grad_norm_ratio"])
+    plain_records = [r for arm in ("random", "warm") for r in plain[arm]]
+    plain_summary = summarize(plain_records, ["random", "warm"])
+    assert not DIAG_FIELDS & set(plain_summary[0]["per_round"][1])
+    assert _diagnostics_figure(BenchResult(BenchConfig.build(**TINY), plain_records, plain_summary)) is None
+    if "passive" in request.node.callspec.id:  # the figures cost a second or two: draw them once
+        figs = figures(BenchResult(cfg, records, summary))
+        assert figs["diagnostics.png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_means_diagnostics_over_seeds():
+    def rec(seed: int, rnd: int, ratio: float | None) -> dict:
+        return {
+            "arm": "warm",
+            "strategy": "warm",
+            "seed": seed,
+            "round": rnd,
+            "n_labeled": 10 * (rnd + 1),
+            "test_accuracy": 0.5,
+            "steps": 1,
+            "seconds": 0.1,
+            "cumulative_steps": rnd + 1,
+            "cumulative_seconds": 0.1 * (rnd + 1),
+            "stop_reason": "target",
+            "grad_norm_ratio": ratio,
+        }
+
+    records = [
+        rec(0, 0, None),
+        rec(1, 0, None),
+        rec(0, 1, 2.0),
+        rec(1, 1, 4.0),
+        rec(0, 2, 3.0),
+        rec(1, 2, None),
+    ]
+    per_round = summarize(records, ["warm"])[0]["per_round"]
+    assert [p["grad_norm_ratio"] for p in per_round] == [None, 3.0, 3.0]
+    assert "init_distance" not in per_round[0]  # only the fields the records hold
