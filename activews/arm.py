@@ -253,9 +253,10 @@ def run_arm(
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
         labeled = rnd.labeled.to(device)
         x_l, y_l = x_train[labeled], y_train[labeled]
-        t_init = time.perf_counter()
-        # The previous round's final weights, for the weight_change diagnostic (strategies may work in place).
+        # The previous round's final weights, for the weight_change diagnostic (strategies may work in place);
+        # copied before the clock starts, so init_seconds stays the strategy's own time.
         before = flat_parameters(model) if r > 0 and "weight_change" in config.diagnostics else None
+        t_init = time.perf_counter()
         if r > 0:
             ctx = InitContext(
                 r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device)

@@ -212,6 +212,16 @@ def _open_store(
         if old != json.loads(json.dumps(run_config)):
             store.close()
             raise ActivewsError(_mismatch_message(folder, old, run_config))
+        # Equal configs can still name their arms differently: a sweep's parameter order makes the labels.
+        for (_, _, stored), (_, cfg) in zip(store.experiments(), experiments, strict=True):
+            old_arms = BenchConfig.from_stored(stored).arms
+            if old_arms != cfg.arms:
+                store.close()
+                raise ActivewsError(
+                    f"run folder {str(folder)!r} names its arms {', '.join(old_arms[2:4])}, ... but this run "
+                    f"would name them {', '.join(cfg.arms[2:4])}, ...; give the --sweep flags in the order "
+                    f"the run used, or continue it with 'activews bench --resume {folder}'"
+                )
         return store
     from activews.results import prepare_output_dir
 

@@ -13,6 +13,7 @@ References:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,7 @@ def _gap_row(result: Any) -> dict[str, Any]:
 
 
 _TARGET_NOTE = (
-    "* some rounds stopped before the training-accuracy target (plateau rule or epoch cap); "
+    "Cells marked *: some rounds stopped before the training-accuracy target (plateau rule or epoch cap); "
     "penalties compare models trained to different criteria there (see records.csv, stop_reason)"
 )
 
@@ -385,7 +386,7 @@ def _final_table(result: Any, suffix: str = "") -> ProtocolTable:
             [
                 row["arm"],
                 _pct(row["final_accuracy"]) + _ci(row["final_accuracy_ci"]).replace("+", ""),
-                "-" if row["arm"] == "random" else _pct(row["penalty"], 2) + _ci(row["penalty_ci"]),
+                "-" if row["arm"] == "random" else _pct(row["penalty"]) + _ci(row["penalty_ci"]),
                 "n/a" if row["compute_ratio"] is None else f"{row['compute_ratio']:.2f}",
                 "n/a" if row["time_ratio"] is None else f"{row['time_ratio']:.2f}",
             ]
@@ -567,7 +568,7 @@ def _render_curve(field_name: str, axis_label: str, figure_title: str, log_x: bo
             )
         report = ProtocolReport()
         for group, rows in groups.items():
-            rows.sort(key=lambda d: -1 if d[field_name] is None else d[field_name])
+            rows.sort(key=lambda d: math.inf if d[field_name] is None else d[field_name])
             suffix = f" [{group}]" if others else ""
             report.tables.append(
                 ProtocolTable(
@@ -611,8 +612,13 @@ def _curve_figure(
 ) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for group, rows in groups.items():
-        rows = [d for d in rows if d[field_name] is not None and d["gap"] is not None]
+    for i, (group, all_rows) in enumerate(groups.items()):
+        rows = [d for d in all_rows if d[field_name] is not None and d["gap"] is not None]
+        for d in all_rows:  # the run trained to the target (early-damage's reference): a level line
+            if d[field_name] is None and d["gap"] is not None:
+                ax.axhline(
+                    100 * d["gap"], color=f"C{i}", ls="--", lw=1, label="phase 1 trained to the target"
+                )
         x = [float(d[field_name]) for d in rows]
         y = [100 * d["gap"] for d in rows]
         lo = [100 * (d["gap"] - d["gap_ci"][0]) if d["gap_ci"] else 0 for d in rows]
@@ -621,13 +627,21 @@ def _curve_figure(
             x, y, yerr=[lo, hi], marker="o", ms=4, capsize=3, label=group if len(groups) > 1 else None
         )
     ax.axhline(0, color="#444", lw=0.8)
-    if log_x:
-        positive = [float(d[field_name]) for rows in groups.values() for d in rows if d[field_name]]
-        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1e-4)
+    if log_x:  # decay strengths span decades and include 0: a linear zone up to the smallest one
+        values = sorted(
+            {float(d[field_name]) for rows in groups.values() for d in rows if d[field_name] is not None}
+        )
+        positive = [v for v in values if v > 0]
+        linthresh = min(positive) if positive else 1e-4
+        ax.set_xscale("symlog", linthresh=linthresh)
+        ax.set_xlim(
+            -0.3 * linthresh if 0 in values else linthresh / 2, (max(positive) if positive else 1) * 2
+        )
+        ax.set_xticks(values, [_value_text(v) for v in values])
     ax.set_xlabel(axis_label)
     ax.set_ylabel("gap: random - warm (accuracy points)")
     ax.set_title(f"{title} (95% CI)", fontsize=9)
-    if len(groups) > 1:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return _png(fig)
@@ -679,7 +693,7 @@ PROTOCOLS.register(
         "warm-start phase 2 from the phase-1 model after different amounts of training (Fig. 4)",
         "Ash & Adams 2020, Sec. 3 and Fig. 4",
         dict(_TWO_PHASE),
-        {"first_round_epochs": [0, 1, 2, 5, 10, 20, 40]},
+        {"first_round_epochs": [0, 1, 2, 5, 10, 20, 40, None]},
         _render_curve("first_round_epochs", "phase-1 epochs before warm starting", "Early damage", False),
     ),
 )

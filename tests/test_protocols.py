@@ -87,7 +87,7 @@ def test_shrink_perturb_grid_arms():
 @pytest.mark.parametrize(
     ("name", "field", "values"),
     [
-        ("early-damage", "first_round_epochs", [0, 1, 2, 5, 10, 20, 40]),
+        ("early-damage", "first_round_epochs", [0, 1, 2, 5, 10, 20, 40, None]),
         ("regularized", "weight_decay", [0.0, 1e-4, 1e-3, 1e-2, 1e-1]),
     ],
 )
