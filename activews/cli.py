@@ -336,7 +336,7 @@ def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any
     """The experiments to run and the run folder (None: pick a default name)."""
     from activews.bench import BenchConfig
     from activews.store import RunStore
-    from activews.sweep import expand, load_sweep
+    from activews.sweep import check_grid_flags, expand, load_sweep
 
     flags = settings_from_args(args)
     grid = parse_grid(args.grid)
@@ -354,18 +354,11 @@ def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any
         values["param_grid"] = {**values["param_grid"], **flags.pop("param_grid")}
     if "grid" in values:
         values["grid"] = {k: v for k, v in values["grid"].items() if k not in flags}  # a flag fixes that axis
-    _check_grid_flags(grid, flags)
+    check_grid_flags(grid, flags)
     if grid:
         values["grid"] = {**values.get("grid", {}), **grid}
     values.update(flags)
     return expand(values), Path(args.output) if args.output else None
-
-
-def _check_grid_flags(grid: dict[str, Any], flags: dict[str, Any]) -> None:
-    both = [k for k in grid if k in flags]
-    if both:
-        k = both[0]
-        raise ActivewsError(f"--grid {k}=... and --{k.replace('_', '-')} both set {k}; keep one of them")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -126,13 +126,10 @@ def protocol_values(
     values: dict[str, Any] = dict(protocol.values)
     if protocol.param_grid:
         values["param_grid"] = dict(protocol.param_grid)
-    axes = {k: v for k, v in protocol.grid.items() if k not in flags}
-    for key, options in (grid or {}).items():
-        if key in flags:
-            raise ActivewsError(
-                f"--grid {key}=... and --{key.replace('_', '-')} both set {key}; keep one of them"
-            )
-        axes[key] = options
+    from activews.sweep import check_grid_flags
+
+    check_grid_flags(grid or {}, flags)
+    axes = {k: v for k, v in protocol.grid.items() if k not in flags} | (grid or {})
     if flags.get("schedule") is not None:  # a schedule replaces the round sizes the protocol set
         for key in ("rounds", "initial", "query_size"):
             values.pop(key, None)

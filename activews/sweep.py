@@ -30,7 +30,7 @@ from typing import Any
 from activews.config import BenchConfig
 from activews.errors import ActivewsError
 
-__all__ = ["load_sweep", "expand"]
+__all__ = ["load_sweep", "expand", "check_grid_flags"]
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
@@ -86,6 +86,14 @@ def expand(values: dict[str, Any]) -> list[tuple[str, BenchConfig]]:
         except ActivewsError as exc:
             raise ActivewsError(f"experiment [{label}]: {exc}") from None
     return experiments
+
+
+def check_grid_flags(grid: dict[str, Any], flags: dict[str, Any]) -> None:
+    """A setting given both as a flag and as a ``--grid`` axis is ambiguous: a one-line error."""
+    both = [k for k in grid if k in flags]
+    if both:
+        k = both[0]
+        raise ActivewsError(f"--grid {k}=... and --{k.replace('_', '-')} both set {k}; keep one of them")
 
 
 def _short(value: Any) -> str:

@@ -263,7 +263,7 @@ def test_online_tables():
         ["2", "3000", "90.0", "2.0", "80.0", "0.5"],
     ]
     assert final.headers == ["arm", "accuracy %", "penalty", "steps ratio", "time ratio"]
-    assert final.rows == [["random", "90.0", "-", "1.00", "1.00"], ["warm", "80.0", "10.00", "0.25", "0.25"]]
+    assert final.rows == [["random", "90.0", "-", "1.00", "1.00"], ["warm", "80.0", "10.0", "0.25", "0.25"]]
     assert [a["arm"] for a in report.data[0]["arms"]] == ["random", "warm"]
 
 
