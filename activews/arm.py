@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 # Independent random streams derived from one seed; the numbers only name the purpose.
-_MODEL0, _STREAM, _TRAIN, _INIT = 0, 1, 2, 3
+_MODEL0, _STREAM, _TRAIN, _INIT, _COUNTERFACTUAL = 0, 1, 2, 3, 4
 
 
 def derive_seed(seed: int, purpose: int) -> int:
@@ -99,6 +99,17 @@ def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> St
         return cls(pool_size, gen, **sizes, schedule=config.schedule)
     if config.stream == "active":
         return cls(pool_size, gen, **sizes, acquisition=config.acquisition, score_batch=config.score_batch)
+    if config.stream == "selective":
+        return cls(
+            pool_size,
+            gen,
+            **sizes,
+            acquisition=config.acquisition,
+            label_fraction=config.label_fraction,
+            label_threshold=config.label_threshold,
+            label_budget=config.label_budget,
+            score_batch=config.score_batch,
+        )
     return cls(pool_size, gen)
 
 
@@ -164,6 +175,36 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
     return state
 
 
+def _counterfactual(
+    config: BenchConfig,
+    dataset: Dataset,
+    mparams: Any,
+    x_l: torch.Tensor,
+    y_l: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    gen: torch.Generator,
+    device: torch.device,
+    r: int,
+) -> dict[str, Any]:
+    """A fresh model trained to the same criterion on this round's labeled set (``--counterfactual``).
+
+    Its accuracy separates the two effects in an arm's gap to ``random``: the arm vs its counterfactual
+    (same data, different start) is the initialization effect; the counterfactual vs ``random`` (fresh
+    starts, different data) is the selection effect. Round 0 has no counterfactual: every arm starts
+    fresh on the same data there.
+    """
+    if r == 0:
+        return {"counterfactual_accuracy": None, "counterfactual_steps": None}
+    draw = int(torch.randint(0, 2**62, (1,), generator=gen))
+    fresh = build_model(
+        config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device
+    )
+    stats, _ = train_to_criterion(fresh, x_l, y_l, config.train, gen)
+    accuracy, _ = evaluate(fresh, x_test, y_test, config.train.eval_batch_size)
+    return {"counterfactual_accuracy": accuracy, "counterfactual_steps": stats.steps}
+
+
 def run_arm(
     config: BenchConfig,
     dataset: Dataset,
@@ -202,6 +243,8 @@ def run_arm(
         _generator(seed, _TRAIN),
         _generator(seed, _INIT),
     )
+    # The counterfactual models draw from their own generator, so the arm's numbers do not depend on it.
+    counter_gen = _generator(seed, _COUNTERFACTUAL)
     stream = make_stream(config, len(y_train), stream_gen)
 
     def fresh_model() -> nn.Module:
@@ -228,6 +271,8 @@ def run_arm(
         model.load_state_dict(saved["model"])
         for gen, key in ((stream_gen, "gen_stream"), (train_gen, "gen_train"), (init_gen, "gen_init")):
             gen.set_state(saved[key])
+        if "gen_counter" in saved:
+            counter_gen.set_state(saved["gen_counter"])
         strat.load_state_dict(saved["strategy"])
         records = list(saved["records"])
         prev = Round(int(saved["round"]), saved["labeled"], saved["new"])
@@ -284,6 +329,12 @@ def run_arm(
         )
         if probe is not None:
             diag |= probe.fields()
+        if config.counterfactual:
+            diag |= _counterfactual(
+                config, dataset, mparams, x_l, y_l, x_test, y_test, counter_gen, device, r
+            )
+        if config.stream != "passive":  # arms select their own data: keep what each round added
+            diag["new_indices"] = rnd.new.tolist()
         test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
         cum_steps += stats.steps
         cum_seconds += stats.seconds
@@ -324,6 +375,7 @@ def run_arm(
                     "gen_stream": stream_gen.get_state(),
                     "gen_train": train_gen.get_state(),
                     "gen_init": init_gen.get_state(),
+                    "gen_counter": counter_gen.get_state(),
                     "strategy": strat.state_dict(),
                     "records": records,
                 },

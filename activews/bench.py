@@ -369,6 +369,50 @@ def _diagnostic_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]
     return out
 
 
+def _labeled_sets(rows: Sequence[dict[str, Any]]) -> list[set[int]] | None:
+    """The labeled set after each round, from the records' ``new_indices`` (None if not recorded)."""
+    if not rows or any("new_indices" not in row for row in rows):
+        return None
+    out, current = [], set()
+    for row in rows:
+        current = current | set(row["new_indices"])
+        out.append(current)
+    return out
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    """``|a & b| / |a | b|`` (1.0 for two empty sets)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 1.0
+
+
+def _gap_split(
+    seeds: dict[int, list[dict[str, Any]]], ref: dict[int, list[dict[str, Any]]], paired: list[int]
+) -> dict[str, Any]:
+    """Final-round split of the gap to ``random`` and the overlap of the labeled sets, paired by seed.
+
+    ``init_effect`` = counterfactual accuracy - the arm's (same data, fresh start vs the arm's start);
+    ``selection_effect`` = random's accuracy - the counterfactual's (fresh starts, random's data vs the
+    arm's); they add up to the penalty. ``overlap_with_random`` is the Jaccard index of the final labeled
+    sets. Fields are present only when the records carry what they need.
+    """
+    out: dict[str, Any] = {}
+    if paired and all(seeds[s][-1].get("counterfactual_accuracy") is not None for s in paired):
+        init = [seeds[s][-1]["counterfactual_accuracy"] - seeds[s][-1]["test_accuracy"] for s in paired]
+        select = [ref[s][-1]["test_accuracy"] - seeds[s][-1]["counterfactual_accuracy"] for s in paired]
+        out["init_effect"], out["init_effect_ci"] = _stat(init)
+        out["selection_effect"], out["selection_effect_ci"] = _stat(select)
+    overlaps = []
+    for s in paired:
+        mine, theirs = _labeled_sets(seeds[s]), _labeled_sets(ref[s])
+        if mine is None or theirs is None:
+            return out
+        overlaps.append(jaccard(mine[-1], theirs[-1]))
+    if overlaps:
+        out["overlap_with_random"], out["overlap_with_random_ci"] = _stat(overlaps)
+    return out
+
+
 def _stat(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
     return mean_ci(values) if values else (None, None)
 
@@ -429,6 +473,7 @@ def summarize(
             )
         all_rows = [row for rows in seeds.values() for row in rows]
         first = next(iter(seeds.values()))[0]
+        split = _gap_split(seeds, ref, paired)
         acc, acc_ci = mean_ci(final)
         auc, auc_ci = mean_ci(areas)
         penalty, penalty_ci = _stat(pen)
@@ -456,6 +501,7 @@ def summarize(
                 "steps": float(np.mean([rows[-1]["cumulative_steps"] for rows in seeds.values()])),
                 "seconds": float(np.mean([rows[-1]["cumulative_seconds"] for rows in seeds.values()])),
                 "reached_target": float(np.mean([row["stop_reason"] == "target" for row in all_rows])),
+                **split,
                 "per_round": per_round,
             }
         )

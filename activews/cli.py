@@ -114,12 +114,15 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--model-param", "model_params", {"action": "append", "metavar": "KEY=VALUE", "help": "model parameter, e.g. hidden=128,128"}),
     ],
     "stream": [
-        ("--stream", "stream", {"help": "passive | active"}),
+        ("--stream", "stream", {"help": "passive | active | selective"}),
         ("--rounds", "rounds", {"type": int, "help": "number of rounds; 0 = until the pool is used up"}),
         ("--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
         ("--query-size", "query_size", {"type": int, "help": "examples added per round"}),
         ("--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
         ("--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random"}),
+        ("--label-fraction", "label_fraction", {"type": float, "metavar": "F", "help": "selective: label this top fraction of each arriving chunk"}),
+        ("--label-threshold", "label_threshold", {"type": float, "metavar": "T", "help": "selective: label arrivals whose acquisition score is at least T"}),
+        ("--label-budget", "label_budget", {"type": int, "metavar": "N", "help": "selective: at most N labels after round 0, over the whole stream"}),
         ("--score-batch", "score_batch", {"type": int, "help": "pool examples scored per forward pass"}),
     ],
     "training (each round trains to the target accuracy)": [
@@ -139,6 +142,7 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--device", "device", {"help": "cpu | cuda | cuda:N | mps | auto"}),
     ],
     "diagnostics": [
+        ("--counterfactual", "counterfactual", {"action": "store_const", "const": True, "help": "active/selective: also train a fresh model on each round's labeled set, splitting the gap into init and selection effects"}),
         ("--diagnostics", "diagnostics", {"metavar": "NAME,...", "help": "record per round: grad_norms, weight_change, or all (docs/concepts.md)"}),
     ],
 }
@@ -422,7 +426,7 @@ def _execute(
 def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, extra: str = "") -> None:
     from rich.console import Console
 
-    from activews.report import compute_table, penalty_table, protocol_title
+    from activews.report import compute_table, penalty_table, protocol_title, selection_table
     from activews.results import atomic_write, to_jsonable
 
     out = Console()
@@ -439,6 +443,9 @@ def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, e
                 )
             )
             out.print(compute_table(result.summary))
+            split = selection_table(result.summary)
+            if split is not None:
+                out.print(split)
             out.print(protocol_title(result.config), highlight=False)
     out.print(
         f"{results[0].seconds:.0f} s · results in {folder}/ ("
@@ -742,7 +749,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from activews.bench import load_results
     from activews.protocols import protocol_of_run, write_protocol_report
-    from activews.report import compute_table, penalty_table, protocol_title
+    from activews.report import compute_table, penalty_table, protocol_title, selection_table
     from activews.results import write_run_folder
 
     folder = resolve_run(args.run)
@@ -759,6 +766,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         console.print(penalty_table(r.summary))
         console.print(compute_table(r.summary))
+        split = selection_table(r.summary)
+        if split is not None:
+            console.print(split)
     protocol = protocol_of_run(folder)
     if protocol is not None:  # a run of 'activews reproduce': its paper-shaped tables and figures too
         report = write_protocol_report(protocol, results, target)

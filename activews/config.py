@@ -44,7 +44,7 @@ class BenchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # what is compared
-    stream: str = Field("active", description="passive | active")
+    stream: str = Field("active", description="passive | active | selective")
     strategies: tuple[str, ...] = Field(
         ("shrink_perturb",), description="strategies besides the reference arms"
     )
@@ -80,6 +80,20 @@ class BenchConfig(BaseModel):
         None, description="passive: labeled fractions per round, e.g. 0.5,1.0"
     )
     acquisition: str = "margin"
+    label_fraction: float | None = Field(
+        None, gt=0, le=1, description="selective: label this top fraction of each arriving chunk"
+    )
+    label_threshold: float | None = Field(
+        None, description="selective: label arrivals whose acquisition score is at least this"
+    )
+    label_budget: int | None = Field(
+        None, ge=0, description="selective: at most this many labels after round 0"
+    )
+    counterfactual: bool = Field(
+        False,
+        description="also train a fresh model on each round's labeled set, to split the gap to random into "
+        "an initialization part and a selection part",
+    )
     score_batch: int = Field(8192, ge=1, description="pool examples scored per forward pass")
     # training
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -189,6 +203,24 @@ class BenchConfig(BaseModel):
             raise ActivewsError(
                 f"--schedule sets the labeled set of every round; drop "
                 f"{', '.join('--' + g.replace('_', '-') for g in given)}"
+            )
+        budget = [
+            k for k in ("label_fraction", "label_threshold", "label_budget") if getattr(self, k) is not None
+        ]
+        if budget and self.stream != "selective":
+            raise ActivewsError(
+                f"{', '.join('--' + k.replace('_', '-') for k in budget)} applies to the selective stream; "
+                f"use --stream selective or drop it"
+            )
+        if self.stream == "selective" and self.label_fraction is None and self.label_threshold is None:
+            raise ActivewsError(
+                "the selective stream needs a labeling budget: --label-fraction F (e.g. 0.25) "
+                "and/or --label-threshold T"
+            )
+        if self.counterfactual and self.stream == "passive":
+            raise ActivewsError(
+                "--counterfactual splits the gap of streams that select their data (active, selective); "
+                "in a passive stream every arm sees the same data, so the whole gap is initialization"
             )
         if self.schedule is not None and self.stream != "passive":
             raise ActivewsError(

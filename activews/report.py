@@ -40,6 +40,14 @@ def protocol_title(config: Any) -> str:
     """One line naming the protocol, e.g. ``active (margin), 1000+1000/round · mnist1d · mlp · ...``."""
     if config.stream == "active":
         stream = f"active ({config.acquisition}), {config.initial}+{config.query_size}/round"
+    elif config.stream == "selective":
+        budget = [f"top {config.label_fraction:g} of each chunk"] if config.label_fraction is not None else []
+        budget += [f"score >= {config.label_threshold:g}"] if config.label_threshold is not None else []
+        budget += [f"at most {config.label_budget} labels"] if config.label_budget is not None else []
+        stream = (
+            f"selective ({config.acquisition}; {', '.join(budget)}), "
+            f"{config.initial} + chunks of {config.query_size}"
+        )
     elif config.schedule:
         stream = "passive, schedule " + ",".join(f"{f:g}" for f in config.schedule)
     else:
@@ -99,6 +107,40 @@ def compute_table(
             "" if row["arm"] == "random" else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
             f"{row['seconds']:.1f}",
             "n/a" if row.get("time_ratio") is None else f"{row['time_ratio']:.2f}",
+        )
+    return table
+
+
+def selection_table(summary: list[dict[str, Any]]) -> Table | None:
+    """Where each arm's gap to random comes from (``--counterfactual``) and how much its labeled set
+    overlaps random's; None when the run recorded neither (passive streams)."""
+    keys = ("init_effect", "overlap_with_random")
+    if not any(k in row for row in summary for k in keys):
+        return None
+    table = Table(
+        title="Gap to random, split: initialization vs selection (points, final round); labeled-set overlap",
+        title_justify="left",
+    )
+    table.add_column("arm", style="bold", no_wrap=True)
+    for col in ("penalty", "init effect [95% CI]", "selection effect [95% CI]", "overlap"):
+        table.add_column(col, justify="right")
+
+    def pts(row: dict[str, Any], key: str) -> str:
+        value = row.get(key)
+        return "n/a" if value is None else f"{100 * value:+.2f}"
+
+    for row in summary:
+        if row["arm"] == "random":
+            continue
+        overlap = row.get("overlap_with_random")
+        table.add_row(
+            escape(row["arm"]),
+            pts(row, "penalty"),
+            pts(row, "init_effect")
+            + (f" {fmt_ci(row.get('init_effect_ci'))}" if "init_effect" in row else ""),
+            pts(row, "selection_effect")
+            + (f" {fmt_ci(row.get('selection_effect_ci'))}" if "selection_effect" in row else ""),
+            "n/a" if overlap is None else f"{overlap:.2f}",
         )
     return table
 

@@ -9,6 +9,7 @@ from activews.streams.acquisition import (
 from activews.streams.active import ActiveStream
 from activews.streams.base import STREAMS, ProbaFn, Round, Stream, register_stream
 from activews.streams.passive import PassiveStream
+from activews.streams.selective import SelectiveStream
 
 __all__ = [
     "ACQUISITIONS",
@@ -17,6 +18,7 @@ __all__ = [
     "ProbaFn",
     "Round",
     "STREAMS",
+    "SelectiveStream",
     "Stream",
     "get_acquisition",
     "list_acquisitions",
