@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,23 @@ def test_custom_strategy_plugin_on_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr
     arms = read_json(tmp_path / "r.json")["arms"]
     assert [a["arm"] for a in arms] == ["random", "warm", "shrink_to_init"]
+
+
+def test_active_cli_example_runs(tmp_path):
+    """examples/active_cli.sh: an active and a selective bench, each with the init/selection split."""
+    env = dict(os.environ, ACTIVEWS=f"{sys.executable} -m activews")
+    done = subprocess.run(
+        ["bash", str(EXAMPLES / "active_cli.sh"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("init effect") == 2 and "selective (margin; top 0.25 of each chunk)" in done.stdout
+    for stream in ("active", "selective"):
+        arms = read_json(tmp_path / "out" / stream / "summary.json")["arms"]
+        warm = next(a for a in arms if a["arm"] == "warm")
+        assert warm["init_effect"] + warm["selection_effect"] == pytest.approx(warm["penalty"])
+        assert 0 < warm["overlap_with_random"] <= 1
