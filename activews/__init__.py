@@ -41,6 +41,7 @@ __all__ = [
     "Stream",
     "TrainConfig",
     "TrainStats",
+    "WarmStartClassifier",
     "build_model",
     "evaluate",
     "from_arrays",
@@ -59,3 +60,13 @@ __all__ = [
     "summarize",
     "train_to_criterion",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # activews.sklearn imports scikit-learn's estimator machinery (and needs scikit-learn >= 1.6):
+    # load it on first use, so that `import activews` stays light.
+    if name == "WarmStartClassifier":
+        from activews.sklearn import WarmStartClassifier
+
+        return WarmStartClassifier
+    raise AttributeError(f"module 'activews' has no attribute {name!r}")
