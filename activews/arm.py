@@ -29,8 +29,8 @@ from activews.diagnostics import RECORD_FIELDS, GradNormProbe, flat_parameters, 
 from activews.errors import ActivewsError
 from activews.models import build_model, model_params
 from activews.strategies import InitContext, make_strategy
-from activews.streams import STREAMS, Round, Stream
-from activews.training import TrainConfig, evaluate, make_optimizer, predict_proba, train_to_criterion
+from activews.streams import STREAMS, ModelView, Round, Stream
+from activews.training import TrainConfig, evaluate, make_optimizer, train_to_criterion
 
 __all__ = [
     "ProgressEvent",
@@ -98,7 +98,15 @@ def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> St
     if config.stream == "passive":
         return cls(pool_size, gen, **sizes, schedule=config.schedule)
     if config.stream == "active":
-        return cls(pool_size, gen, **sizes, acquisition=config.acquisition, score_batch=config.score_batch)
+        return cls(
+            pool_size,
+            gen,
+            **sizes,
+            acquisition=config.acquisition,
+            score_batch=config.score_batch,
+            acquisition_params=config.acquisition_params,
+            pool_subsample=config.pool_subsample,
+        )
     if config.stream == "selective":
         return cls(
             pool_size,
@@ -127,13 +135,14 @@ def load_bench_dataset(config: BenchConfig) -> Dataset:
 
 def check_fits(config: BenchConfig, dataset: Dataset) -> None:
     """Fail before training if the stream or the model does not fit the dataset."""
-    make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    stream = make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
     if config.augment and dataset.x_train.dim() != 4:
         raise ActivewsError(
             f"--augment (random crop + flip) needs image data (C, H, W); {dataset.name} examples have shape "
             f"{tuple(dataset.input_shape)}; drop --augment"
         )
     model = build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
+    stream.check_model(model)  # e.g. bald needs dropout
     for spec in config.arm_specs:
         make_strategy(spec.strategy, spec.params).check_model(model)
 
@@ -147,10 +156,6 @@ def _optimizer_for(
         # Parameters may be new tensors (e.g. a fresh model); the state maps by position.
         fresh.load_state_dict(previous.state_dict())
     return fresh
-
-
-def _on(idx: torch.Tensor | slice, device: torch.device) -> torch.Tensor | slice:
-    return idx if isinstance(idx, slice) else idx.to(device)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -290,11 +295,7 @@ def run_arm(
         if prev is None:
             rnd = stream.first()
         else:
-            current = model
-            rnd = stream.next(
-                prev,
-                lambda idx, m=current: predict_proba(m, x_train[_on(idx, device)], train_cfg.eval_batch_size),
-            )
+            rnd = stream.next(prev, ModelView(model, x_train, batch_size=train_cfg.eval_batch_size))
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
         labeled = rnd.labeled.to(device)
         x_l, y_l = x_train[labeled], y_train[labeled]

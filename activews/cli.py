@@ -119,7 +119,9 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
         ("--query-size", "query_size", {"type": int, "help": "examples added per round"}),
         ("--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
-        ("--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random"}),
+        ("--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random | bald | badge | coreset"}),
+        ("--acquisition-param", "acquisition_params", {"action": "append", "metavar": "KEY=VALUE", "help": "acquisition parameter, e.g. samples=20 (bald)"}),
+        ("--pool-subsample", "pool_subsample", {"type": int, "metavar": "N", "help": "active: choose among a seeded random N of the unlabeled pool each round"}),
         ("--label-fraction", "label_fraction", {"type": float, "metavar": "F", "help": "selective: label this top fraction of each arriving chunk"}),
         ("--label-threshold", "label_threshold", {"type": float, "metavar": "T", "help": "selective: label arrivals whose acquisition score is at least T"}),
         ("--label-budget", "label_budget", {"type": int, "metavar": "N", "help": "selective: at most N labels after round 0, over the whole stream"}),
@@ -313,6 +315,9 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "seeds": parse_seeds,
         "schedule": parse_schedule,
         "model_params": lambda v: parse_assignments(v, "--model-param", dotted=False),
+        "acquisition_params": lambda v: parse_assignments(
+            v, "--acquisition-param", dotted=False, example="KEY=VALUE, e.g. samples=20"
+        ),
         "diagnostics": lambda v: [d for d in v.split(",") if d],
     }
     out = {}

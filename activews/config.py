@@ -80,6 +80,12 @@ class BenchConfig(BaseModel):
         None, description="passive: labeled fractions per round, e.g. 0.5,1.0"
     )
     acquisition: str = "margin"
+    acquisition_params: dict[str, Any] = Field(
+        default_factory=dict, description="parameters of the acquisition, e.g. {'samples': 20} for bald"
+    )
+    pool_subsample: int | None = Field(
+        None, ge=1, description="active: candidates per round, a seeded random subset of the unlabeled pool"
+    )
     label_fraction: float | None = Field(
         None, gt=0, le=1, description="selective: label this top fraction of each arriving chunk"
     )
@@ -172,6 +178,7 @@ class BenchConfig(BaseModel):
         ):
             if name not in registry:
                 raise ActivewsError(registry.unknown_message(name))
+        self._check_acquisition()
         if not self.dataset.endswith(".npz") and self.dataset not in DATASETS:
             raise ActivewsError(
                 DATASETS.unknown_message(self.dataset)
@@ -231,6 +238,21 @@ class BenchConfig(BaseModel):
 
             schedule_sizes(self.schedule, 10**9)  # checks range and order; sizes are checked on the real pool
         return self
+
+    def _check_acquisition(self) -> None:
+        """Acquisition parameters and pool subsampling, checked before any data loads."""
+        from activews.streams import make_acquisition
+
+        make_acquisition(self.acquisition, self.acquisition_params)  # one-line error on a bad parameter
+        if self.pool_subsample is not None and self.stream != "active":
+            raise ActivewsError(
+                "--pool-subsample applies to the active stream; use --stream active or drop --pool-subsample"
+            )
+        if self.pool_subsample is not None and self.pool_subsample < self.query_size:
+            raise ActivewsError(
+                f"--pool-subsample {self.pool_subsample} is smaller than --query-size {self.query_size}; "
+                f"raise it to at least {self.query_size}"
+            )
 
     @property
     def strategy_names(self) -> list[str]:

@@ -38,14 +38,19 @@ def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str
 
 def protocol_title(config: Any) -> str:
     """One line naming the protocol, e.g. ``active (margin), 1000+1000/round · mnist1d · mlp · ...``."""
+    acquisition = config.acquisition + "".join(
+        f", {k}={v}" for k, v in getattr(config, "acquisition_params", {}).items()
+    )
+    if getattr(config, "pool_subsample", None):
+        acquisition += f", {config.pool_subsample} candidates"
     if config.stream == "active":
-        stream = f"active ({config.acquisition}), {config.initial}+{config.query_size}/round"
+        stream = f"active ({acquisition}), {config.initial}+{config.query_size}/round"
     elif config.stream == "selective":
         budget = [f"top {config.label_fraction:g} of each chunk"] if config.label_fraction is not None else []
         budget += [f"score >= {config.label_threshold:g}"] if config.label_threshold is not None else []
         budget += [f"at most {config.label_budget} labels"] if config.label_budget is not None else []
         stream = (
-            f"selective ({config.acquisition}; {', '.join(budget)}), "
+            f"selective ({acquisition}; {', '.join(budget)}), "
             f"{config.initial} + chunks of {config.query_size}"
         )
     elif config.schedule:

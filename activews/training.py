@@ -8,8 +8,9 @@ is reached. Data are tensors in memory, batched by index: no DataLoader per-samp
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -18,7 +19,55 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-__all__ = ["TrainConfig", "TrainStats", "train_to_criterion", "make_optimizer", "evaluate", "predict_proba"]
+__all__ = [
+    "TrainConfig",
+    "TrainStats",
+    "train_to_criterion",
+    "make_optimizer",
+    "evaluate",
+    "predict_proba",
+    "dropout_layers",
+    "global_rng_from",
+]
+
+_DROPOUT_TYPES = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+
+
+def dropout_layers(model: nn.Module) -> list[nn.Module]:
+    """The dropout layers of ``model`` that drop something (``p > 0``): torch's Dropout classes."""
+    return [m for m in model.modules() if isinstance(m, _DROPOUT_TYPES) and m.p > 0]
+
+
+@contextlib.contextmanager
+def global_rng_from(generator: torch.Generator, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run a block whose ops draw from torch's global RNG (dropout masks) from a seed drawn from ``generator``.
+
+    Dropout layers take no generator argument; they draw from the global RNG of the device they run on.
+    Inside this block that RNG is seeded from one draw of ``generator``, and its previous state is put back
+    afterwards, so the masks are reproducible from the caller's seed and the user's own random state is
+    left as it was. Seeds the CPU RNG and, for a CUDA device, that device's RNG; on other accelerators
+    (MPS) the masks are not seeded.
+    """
+    device = torch.device(device)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    cuda = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else []
+    )
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(cuda[0]):
+                torch.cuda.manual_seed(seed)
+        yield
 
 
 class TrainConfig(BaseModel):
@@ -96,7 +145,8 @@ def train_to_criterion(
         model: the model to train (modified in place).
         x, y: training tensors, already on the model's device.
         config: optimizer and stopping rule.
-        generator: CPU generator for the minibatch order.
+        generator: CPU generator for the minibatch order (and, for a model with dropout, the seed of
+            its masks: see :func:`global_rng_from`).
         optimizer: reuse this optimizer (e.g. to keep its state); a new one is made if None.
         on_epoch: called with ``(epoch, running_accuracy)`` after every epoch.
         epochs: train exactly this many epochs, ignoring the stopping rule (``stop_reason="epochs"``;
@@ -137,44 +187,49 @@ def train_to_criterion(
     loss_views = list(batch_losses.unbind())
     done = 0
     probe_seconds = 0.0  # diagnostics are not training compute: left out of the round's seconds
-    while done < max_epochs:
-        perm = torch.randperm(n, generator=generator).to(x.device)
-        for k, i in enumerate(starts):
-            idx = perm[i : i + bs]
-            if probe is not None and done == 0:
-                t_probe = time.perf_counter()
-                probe(model, idx)
-                probe_seconds += time.perf_counter() - t_probe
-            xb, yb = x[idx], y[idx]
-            if augment is not None:
-                xb = augment(xb, generator)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
-            with torch.no_grad():
-                torch.argmax(out, dim=1, out=pred_views[k])
-                loss_views[k].copy_(loss)
-        done += 1
-        acc = (preds == y[perm]).sum().item() / n
-        loss_mean = (batch_losses * batch_sizes).sum().item() / n
-        if on_epoch is not None:
-            on_epoch(done, acc)
-        if epochs is not None:
-            reason = "epochs"
-            continue
-        if acc >= config.target_accuracy:
-            reason = "target"
-            break
-        if acc > best + config.min_delta:
-            best, since_best = acc, 0
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                reason = "plateau"
+    # Dropout masks come from torch's global RNG, which no generator reaches: seed it from the generator
+    # for the length of the loop. Only for models with dropout, so every other model's minibatch order
+    # (and every recorded number) stays what it was.
+    rng = global_rng_from(generator, x.device) if dropout_layers(model) else contextlib.nullcontext()
+    with rng:
+        while done < max_epochs:
+            perm = torch.randperm(n, generator=generator).to(x.device)
+            for k, i in enumerate(starts):
+                idx = perm[i : i + bs]
+                if probe is not None and done == 0:
+                    t_probe = time.perf_counter()
+                    probe(model, idx)
+                    probe_seconds += time.perf_counter() - t_probe
+                xb, yb = x[idx], y[idx]
+                if augment is not None:
+                    xb = augment(xb, generator)
+                out = model(xb)
+                loss = F.cross_entropy(out, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                steps += 1
+                with torch.no_grad():
+                    torch.argmax(out, dim=1, out=pred_views[k])
+                    loss_views[k].copy_(loss)
+            done += 1
+            acc = (preds == y[perm]).sum().item() / n
+            loss_mean = (batch_losses * batch_sizes).sum().item() / n
+            if on_epoch is not None:
+                on_epoch(done, acc)
+            if epochs is not None:
+                reason = "epochs"
+                continue
+            if acc >= config.target_accuracy:
+                reason = "target"
                 break
+            if acc > best + config.min_delta:
+                best, since_best = acc, 0
+            else:
+                since_best += 1
+                if since_best >= config.patience:
+                    reason = "plateau"
+                    break
     stats = TrainStats(steps, done, time.perf_counter() - start - probe_seconds, acc, loss_mean, reason)
     return stats, opt
 

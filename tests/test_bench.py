@@ -61,7 +61,12 @@ def test_summary_fields(bench):
 def test_records(bench):
     result, _ = bench
     assert len(result.records) == len(ARMS) * 2 * 3
-    assert all(set(r) == set(RECORD_FIELDS) - {"experiment"} for r in result.records)
+    # streams that select their data also keep each round's new pool indices (for the labeled-set overlap)
+    extra = {"new_indices"} if result.config.stream != "passive" else set()
+    assert all(set(r) == set(RECORD_FIELDS) - {"experiment"} | extra for r in result.records)
+    for r in result.records:
+        if extra:
+            assert len(r["new_indices"]) == r["n_new"]
     for arm in ARMS:
         for seed in (0, 1):
             rows = [r for r in result.records if (r["strategy"], r["seed"]) == (arm, seed)]

@@ -59,7 +59,9 @@ def test_active_cli_example_runs(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("init effect") == 2 and "selective (margin; top 0.25 of each chunk)" in done.stdout
+    assert (
+        done.stdout.count("init effect") == 2 and "selective (margin; top 0.25 of each chunk)" in done.stdout
+    )
     for stream in ("active", "selective"):
         arms = read_json(tmp_path / "out" / stream / "summary.json")["arms"]
         warm = next(a for a in arms if a["arm"] == "warm")

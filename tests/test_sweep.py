@@ -141,10 +141,14 @@ def test_a_resume_with_the_sweep_keys_in_another_order_is_refused(tmp_path):
     """Equal configs whose parameter order differs name their arms differently: refuse, don't mix."""
     from activews.bench import load_results, run_bench
 
-    base = dict(stream="passive", rounds=1, initial=60, n_examples=300, seeds=1, strategies=["shrink_perturb"])
+    base = dict(
+        stream="passive", rounds=1, initial=60, n_examples=300, seeds=1, strategies=["shrink_perturb"]
+    )
     first = BenchConfig(**base, param_grid={"shrink_perturb": {"shrink": [0.2, 0.6], "perturb": [0.0, 0.1]}})
     run_bench(first, output=tmp_path / "run")
-    swapped = BenchConfig(**base, param_grid={"shrink_perturb": {"perturb": [0.0, 0.1], "shrink": [0.2, 0.6]}})
+    swapped = BenchConfig(
+        **base, param_grid={"shrink_perturb": {"perturb": [0.0, 0.1], "shrink": [0.2, 0.6]}}
+    )
     with pytest.raises(ActivewsError, match="give the --sweep flags in the order the run used"):
         run_bench(swapped, output=tmp_path / "run")
     (result,) = load_results(tmp_path / "run")  # the stored labels still match their records

@@ -349,3 +349,20 @@ def test_first_round_epochs_in_a_bench(tiny_data, first_round_epochs):
 
         model = build_model("mlp", tiny_data.input_shape, tiny_data.num_classes, seed=derive_seed(0, _MODEL0))
         assert first["test_accuracy"] == evaluate(model, tiny_data.x_test, tiny_data.y_test)[0]
+
+
+def test_dropout_masks_come_from_the_generator():
+    x = torch.randn(64, 40, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(1))
+
+    def trained(seed: int, disturb: bool = False) -> torch.Tensor:
+        model = build_model("mlp", (40,), 10, {"hidden": [16], "dropout": 0.5}, seed=0)
+        if disturb:
+            torch.rand(7)  # the global RNG moved: must not matter
+        before = torch.get_rng_state()
+        train_to_criterion(model, x, y, TrainConfig(max_epochs=3), torch.Generator().manual_seed(seed))
+        assert torch.equal(torch.get_rng_state(), before)  # and it is left as it was
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(trained(2), trained(2, disturb=True))
+    assert not torch.equal(trained(2), trained(3))

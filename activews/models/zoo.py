@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -15,9 +15,16 @@ from activews.models.base import ModelParams, register_model
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
+def _dropout_field() -> Any:
+    return Field(
+        0.0, ge=0.0, lt=1.0, description="dropout probability after each hidden activation (0: no layer)"
+    )
+
+
 class MLPParams(ModelParams):
     hidden: tuple[int, ...] = Field((256, 256), description="hidden layer widths")
     activation: Literal["relu", "tanh"] = "relu"
+    dropout: float = _dropout_field()
 
     @field_validator("hidden", mode="before")
     @classmethod
@@ -34,11 +41,17 @@ class MLPParams(ModelParams):
 
 @register_model("mlp", MLPParams)
 def mlp(input_shape: tuple[int, ...], num_classes: int, params: MLPParams) -> nn.Module:
-    """Multi-layer perceptron: flatten, then Linear + activation per hidden width, then a linear head."""
+    """Multi-layer perceptron: flatten, then Linear + activation (+ dropout) per hidden width, then a linear head.
+
+    With ``dropout=0`` (the default) no dropout layer is added, so module names and checkpoints are those
+    of a model without dropout.
+    """
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in params.hidden:
         layers += [nn.Linear(width, h), _ACTIVATIONS[params.activation]()]
+        if params.dropout > 0:
+            layers.append(nn.Dropout(params.dropout))
         width = h
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
@@ -48,6 +61,7 @@ class PaperMLPParams(ModelParams):
     activation: Literal["tanh", "relu"] = Field(
         "tanh", description="hidden activation: tanh (authors' two-phase code) or relu (their online code)"
     )
+    dropout: float = _dropout_field()
 
 
 @register_model("paper_mlp", PaperMLPParams)
@@ -61,7 +75,8 @@ def paper_mlp(input_shape: tuple[int, ...], num_classes: int, params: PaperMLPPa
     References:
         Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv 1910.08475).
     """
-    return mlp(input_shape, num_classes, MLPParams(hidden=(100, 100), activation=params.activation))
+    mlp_params = MLPParams(hidden=(100, 100), activation=params.activation, dropout=params.dropout)
+    return mlp(input_shape, num_classes, mlp_params)
 
 
 @register_model("logreg")
@@ -74,6 +89,7 @@ class CNNParams(ModelParams):
     channels: tuple[int, ...] = Field((32, 64), description="output channels of each conv block")
     kernel_size: int = Field(5, ge=1)
     batchnorm: bool = Field(False, description="add BatchNorm after each convolution")
+    dropout: float = _dropout_field()
 
     @field_validator("channels", mode="before")
     @classmethod
@@ -95,7 +111,7 @@ class _AddChannel(nn.Module):
 
 @register_model("cnn", CNNParams)
 def cnn(input_shape: tuple[int, ...], num_classes: int, params: CNNParams) -> nn.Module:
-    """Small CNN: (conv, [BatchNorm], ReLU, 2x max-pool) per block, then a linear head.
+    """Small CNN: (conv, [BatchNorm], ReLU, [dropout], 2x max-pool) per block, then a linear head.
 
     1-D inputs ``(L,)`` or ``(C, L)`` use ``Conv1d`` (MNIST-1D); ``(C, H, W)`` inputs use ``Conv2d``
     (digits). Pooling stops shrinking a dimension once it reaches 1.
@@ -121,6 +137,8 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, params: CNNParams) -> nn
         if params.batchnorm:
             layers.append(bn(c_out))
         layers.append(nn.ReLU())
+        if params.dropout > 0:
+            layers.append(nn.Dropout(params.dropout))
         if min(spatial) >= 2:
             layers.append(pool(2))
             spatial = [s // 2 for s in spatial]

@@ -1,24 +1,46 @@
-"""Acquisition functions: pure functions from predicted probabilities to scores (higher = more wanted).
+"""Acquisition: how the active stream picks the unlabeled examples to label next.
 
-Each takes ``probs`` of shape ``(N, C)`` (rows sum to 1) and returns ``(N,)`` scores. They are applied
-batch by batch over the unlabeled pool, so they must be row-wise (a score depends only on its row).
+Two kinds share one registry (:data:`ACQUISITIONS`, entry-point group ``activews.acquisitions``), one
+decorator (:func:`register_acquisition`) and one name space (``--acquisition NAME``):
+
+- **row-wise functions** ``f(probs, *, generator=None) -> scores``: ``probs`` of shape ``(N, C)`` (rows sum
+  to 1), ``N`` scores back, higher = more wanted. They are applied window by window over the candidates,
+  so a score must depend only on its own row. Built in: ``least_confidence``, ``margin``, ``entropy``,
+  ``random``.
+- **batch selectors**: subclasses of :class:`BatchSelector` that choose a whole batch at once and may use
+  more of the model than its probabilities (a :class:`~activews.streams.base.ModelView`: penultimate
+  features, Monte Carlo dropout samples). Built in (``activews.streams.selectors``): ``bald``, ``badge``,
+  ``coreset``.
+
+:func:`make_acquisition` turns either kind into a :class:`BatchSelector` (a row-wise function is wrapped
+in :class:`RowWise`: top ``k`` by score), which is what the active stream calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
 
+from activews.errors import ActivewsError, format_validation_error
 from activews.registry import Registry
+from activews.streams.base import ProbaFn
 
 __all__ = [
     "Acquisition",
     "ACQUISITIONS",
+    "BatchSelector",
+    "ScoringSelector",
+    "RowWise",
     "register_acquisition",
     "get_acquisition",
     "list_acquisitions",
+    "make_acquisition",
+    "iter_windows",
     "least_confidence",
     "margin",
     "entropy",
@@ -30,20 +52,239 @@ class Acquisition(Protocol):
     def __call__(self, probs: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
 
 
-ACQUISITIONS: Registry[Acquisition] = Registry("acquisition", entry_point_group="activews.acquisitions")
+def iter_windows(candidates: torch.Tensor, size: int) -> Iterator[tuple[int, int, torch.Tensor | slice]]:
+    """Walk ``candidates`` (1-D pool indices) in windows of ``size``: ``(start, stop, pool_index)``.
+
+    ``candidates[start:stop]`` is the window; ``pool_index`` is a ``slice`` when the window is a run of
+    consecutive pool indices (``x_pool[slice]`` is a view: no gather copy) and the index tensor otherwise.
+    """
+    for start in range(0, len(candidates), size):
+        chunk = candidates[start : start + size]
+        first, last = int(chunk[0]), int(chunk[-1])
+        if last - first == len(chunk) - 1 and bool((chunk.diff() == 1).all()):
+            yield start, start + len(chunk), slice(first, last + 1)
+        else:
+            yield start, start + len(chunk), chunk
 
 
-def register_acquisition(name: str) -> Callable[[Acquisition], Acquisition]:
-    """Decorator: register a row-wise acquisition function under ``name``."""
-    return ACQUISITIONS.register(name)  # type: ignore[return-value]
+class BatchSelector:
+    """Base class of acquisitions that choose a batch of examples at once.
+
+    Subclasses set a nested ``Params`` (a frozen pydantic model derived from ``BatchSelector.Params``),
+    declare in ``needs`` which views of the model they use, and implement :meth:`select`. Register them
+    with :func:`register_acquisition`.
+
+    Class attributes:
+        name: the registry name (set by :func:`register_acquisition`).
+        needs: the views of the model :meth:`select` calls: ``"proba"`` (``view(idx)``), ``"embed"``
+            (``view.embed(idx)``, ``view.embed_proba(idx)``), ``"mc_proba"`` (``view.mc_proba(...)``).
+            A plain probability function offers only ``"proba"``; the active stream says so before
+            selecting if more is needed.
+        reference: the paper the method comes from.
+
+    Args:
+        params: a ``Params`` object or a mapping, validated (one-line error naming the fix).
+        score_batch: pool examples per forward pass when the selector walks its candidates.
+    """
+
+    class Params(BaseModel):
+        """Parameters of the acquisition; validated, frozen, unknown keys rejected."""
+
+        model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    name: str = ""
+    needs: ClassVar[frozenset[str]] = frozenset({"proba"})
+    reference: ClassVar[str] = ""
+
+    def __init__(
+        self, params: BaseModel | Mapping[str, Any] | None = None, *, score_batch: int = 8192
+    ) -> None:
+        if score_batch < 1:
+            raise ActivewsError(f"score_batch must be >= 1, got {score_batch}")
+        self.score_batch = int(score_batch)
+        if isinstance(params, BaseModel):
+            if not isinstance(params, self.Params):
+                raise ActivewsError(
+                    f"{self.label()}: expected {type(self).__name__}.Params, got {type(params).__name__}"
+                )
+            self.params = params
+        else:
+            self.params = self.parse_params(params or {})
+
+    def label(self) -> str:
+        return f"acquisition {self.name!r}" if self.name else f"acquisition {type(self).__name__}"
+
+    def parse_params(self, values: Mapping[str, Any]) -> BaseModel:
+        """Validate ``values`` against ``Params``; a one-line :class:`ActivewsError` if invalid."""
+        try:
+            return self.Params(**dict(values))
+        except ValidationError as exc:
+            raise ActivewsError(
+                f"{self.label()}: {format_validation_error(exc, self.Params.model_fields)}"
+            ) from None
+
+    def check(self, model: nn.Module) -> None:
+        """Raise a one-line :class:`ActivewsError` if this acquisition cannot work with ``model``.
+
+        Called before any training (``check_fits``), so a bench fails early; the default accepts any model.
+        """
+        return None
+
+    def check_batch(self, k: int, candidates: torch.Tensor) -> None:
+        """A one-line error unless ``0 <= k <= len(candidates)``."""
+        if not 0 <= k <= len(candidates):
+            raise ActivewsError(
+                f"{self.label()}: asked for {k} examples from {len(candidates)} candidates; lower "
+                f"--query-size or raise --pool-subsample"
+            )
+
+    def select(
+        self,
+        view: ProbaFn,
+        candidates: torch.Tensor,
+        labeled: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Choose ``k`` of the ``candidates``.
+
+        Args:
+            view: the current model (a :class:`~activews.streams.base.ModelView`, or a plain probability
+                function when ``needs`` is ``{"proba"}``).
+            candidates: 1-D int64 tensor of distinct pool indices to choose from (sorted, on the CPU).
+            labeled: 1-D int64 tensor of the pool indices labeled so far.
+            k: how many to choose (``<= len(candidates)``).
+            generator: the stream's seeded CPU generator: the only randomness allowed.
+
+        Returns:
+            ``k`` distinct pool indices taken from ``candidates``, most wanted (or first chosen) first.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line: name and parameter values."""
+        values = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items())
+        return f"{self.name}({values})"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
 
 
-def get_acquisition(name: str) -> Acquisition:
+class ScoringSelector(BatchSelector):
+    """A selector that scores each candidate on its own and takes the top ``k``.
+
+    Implement :meth:`score` for one window of pool indices; the candidates are walked in windows of
+    ``score_batch`` (see :func:`iter_windows`), so memory beyond one window is the score vector.
+    """
+
+    def score(self, view: ProbaFn, idx: torch.Tensor | slice, generator: torch.Generator) -> torch.Tensor:
+        """Scores (higher = more wanted) of the pool examples ``idx`` (an index tensor or a slice)."""
+        raise NotImplementedError
+
+    def scores(self, view: ProbaFn, candidates: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """float32 CPU scores of every candidate, in the order of ``candidates``."""
+        out = torch.empty(len(candidates), dtype=torch.float32)
+        for start, stop, idx in iter_windows(candidates, self.score_batch):
+            window = self.score(view, idx, generator)
+            if window.shape != (stop - start,):
+                raise ActivewsError(
+                    f"{self.label()} returned scores of shape {tuple(window.shape)} for {stop - start} "
+                    f"examples; it must return one score per example"
+                )
+            out[start:stop] = window.float().cpu()
+        return out
+
+    def select(
+        self,
+        view: ProbaFn,
+        candidates: torch.Tensor,
+        labeled: torch.Tensor,
+        k: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        self.check_batch(k, candidates)
+        scores = self.scores(view, candidates, generator)
+        return candidates[torch.topk(scores, k, sorted=True).indices]
+
+
+class RowWise(ScoringSelector):
+    """A row-wise acquisition function ``f(probs, *, generator)`` as a selector: top ``k`` by score."""
+
+    def __init__(
+        self,
+        fn: Acquisition,
+        name: str = "",
+        params: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        score_batch: int = 8192,
+    ) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "")
+        if params:  # a function has no parameters to validate
+            keys = ", ".join(params.model_dump() if isinstance(params, BaseModel) else params)
+            raise ActivewsError(f"{self.label()} takes no parameters; drop --acquisition-param {keys}")
+        super().__init__(None, score_batch=score_batch)
+
+    def score(self, view: ProbaFn, idx: torch.Tensor | slice, generator: torch.Generator) -> torch.Tensor:
+        return self.fn(view(idx), generator=generator)
+
+    def describe(self) -> str:
+        return self.name
+
+
+Entry = Acquisition | type[BatchSelector]
+ACQUISITIONS: Registry[Entry] = Registry("acquisition", entry_point_group="activews.acquisitions")
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def register_acquisition(name: str, *, overwrite: bool = False) -> Callable[[E], E]:
+    """Decorator: register a row-wise function or a :class:`BatchSelector` subclass under ``name``.
+
+    Example:
+        >>> @register_acquisition("top2_ratio")
+        ... def top2_ratio(probs, *, generator=None):
+        ...     top2 = probs.topk(2, dim=1).values
+        ...     return top2[:, 1] / top2[:, 0]
+    """
+
+    def decorate(obj: E) -> E:
+        if inspect.isclass(obj):
+            if not issubclass(obj, BatchSelector):
+                raise ActivewsError(
+                    f"@register_acquisition({name!r}) must decorate a function f(probs, *, generator) or a "
+                    f"BatchSelector subclass, got class {obj.__name__}"
+                )
+            if not issubclass(obj.Params, BatchSelector.Params):
+                raise ActivewsError(f"{obj.__name__}.Params must derive from BatchSelector.Params")
+            obj.name = name
+        elif not callable(obj):
+            raise ActivewsError(f"@register_acquisition({name!r}) must decorate a function or a class")
+        ACQUISITIONS.register(name, obj, overwrite=overwrite)
+        return obj
+
+    return decorate
+
+
+def get_acquisition(name: str) -> Entry:
+    """What is registered under ``name``: a row-wise function or a :class:`BatchSelector` subclass."""
     return ACQUISITIONS.get(name)
 
 
 def list_acquisitions() -> list[str]:
     return ACQUISITIONS.names()
+
+
+def make_acquisition(
+    name: str, params: Mapping[str, Any] | None = None, *, score_batch: int = 8192
+) -> BatchSelector:
+    """The acquisition ``name`` as a :class:`BatchSelector`, with validated ``params``.
+
+    A row-wise function becomes a :class:`RowWise` selector (it takes no parameters).
+    """
+    entry = get_acquisition(name)
+    if inspect.isclass(entry) and issubclass(entry, BatchSelector):
+        return entry(params, score_batch=score_batch)
+    return RowWise(entry, name, params, score_batch=score_batch)
 
 
 @register_acquisition("least_confidence")

@@ -83,7 +83,7 @@ def test_seeded_build_is_reproducible_and_leaves_global_rng_alone(name):
             "mlp",
             {"depth": 3},
             ActivewsError,
-            r"model 'mlp': unknown parameter 'depth' \(known: hidden, activation\)",
+            r"model 'mlp': unknown parameter 'depth' \(known: hidden, activation, dropout\)",
         ),
         ("mlp", {"hidden": [0]}, ActivewsError, "hidden widths must be >= 1"),
         ("mlp", {"activation": "gelu"}, ActivewsError, "model 'mlp': activation"),
@@ -121,3 +121,17 @@ def test_user_model():
     finally:
         MODELS.unregister("tiny_test_model")
         MODELS.unregister("not_a_module_test_model")
+
+
+@pytest.mark.parametrize("name", ["mlp", "paper_mlp", "cnn"])
+def test_dropout_after_each_hidden_activation(name):
+    params = {"channels": [4, 8]} if name == "cnn" else {}
+    plain = build_model(name, (40,), 10, params, seed=0)
+    assert not any(isinstance(m, nn.Dropout) for m in plain.modules())  # dropout=0: no layer, same names
+    model = build_model(name, (40,), 10, {**params, "dropout": 0.25}, seed=0)
+    layers = list(model.children())
+    drops = [i for i, m in enumerate(layers) if isinstance(m, nn.Dropout)]
+    assert len(drops) == 2 and all(layers[i].p == 0.25 for i in drops)
+    assert all(isinstance(layers[i - 1], (nn.ReLU, nn.Tanh)) for i in drops)
+    # the draw of the weights does not change with dropout
+    assert [p.tolist() for p in plain.parameters()] == [p.tolist() for p in model.parameters()]

@@ -267,7 +267,7 @@ def test_seeded_build_is_reproducible(name, shape, params):
         ("resnet18", (3, 32, 32), {"width": 0}, "model 'resnet18': width"),
         ("resnet18", (3, 32, 32), {"depth": 34}, r"unknown parameter 'depth' \(known: width\)"),
         ("paper_mlp", (40,), {"activation": "gelu"}, "model 'paper_mlp': activation"),
-        ("paper_mlp", (40,), {"hidden": [5]}, r"unknown parameter 'hidden' \(known: activation\)"),
+        ("paper_mlp", (40,), {"hidden": [5]}, r"unknown parameter 'hidden' \(known: activation, dropout\)"),
     ],
 )
 def test_errors_are_one_line_and_name_the_fix(name, shape, params, match):

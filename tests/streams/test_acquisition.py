@@ -69,3 +69,102 @@ def test_random_is_seeded_by_the_generator():
 def test_unknown_acquisition_suggests_a_close_match():
     with pytest.raises(UnknownNameError, match="did you mean 'entropy'"):
         get_acquisition("entropi")
+
+
+# ------------------------------------------------------------------ one registry: functions and selectors
+
+
+def test_batch_selectors_share_the_registry():
+    from activews.streams import BatchSelector, ScoringSelector, make_acquisition
+
+    assert {"bald", "badge", "coreset"} <= set(list_acquisitions())
+    assert issubclass(get_acquisition("badge"), BatchSelector)
+    assert isinstance(make_acquisition("bald"), ScoringSelector)
+    assert make_acquisition("margin").fn is get_acquisition("margin")  # a function, wrapped row-wise
+    assert make_acquisition("bald").params.samples == 20
+    assert make_acquisition("bald", {"samples": 5}).describe() == "bald(samples=5)"
+
+
+@pytest.fixture
+def registered():
+    from activews.streams import ACQUISITIONS
+
+    names: list[str] = []
+    yield names
+    for name in names:
+        ACQUISITIONS.unregister(name)
+
+
+def test_user_row_wise_function_still_works(registered):
+    from activews.streams import ActiveStream, register_acquisition
+
+    @register_acquisition("second_class")
+    def second_class(probs, *, generator=None):
+        return probs[:, 1]
+
+    registered.append("second_class")
+    probs = torch.linspace(0, 1, 30)
+    stream = ActiveStream(
+        30, torch.Generator().manual_seed(0), initial=5, query_size=4, rounds=2, acquisition="second_class"
+    )
+    first = stream.first()
+    second = stream.next(first, lambda idx: torch.stack([1 - probs[idx], probs[idx]], dim=1))
+    expected = [i for i in range(29, -1, -1) if i not in set(first.labeled.tolist())][:4]
+    assert second.new.tolist() == expected
+
+
+def test_user_batch_selector(registered):
+    from activews.streams import ActiveStream, BatchSelector, register_acquisition
+
+    @register_acquisition("lowest_indices")
+    class LowestIndices(BatchSelector):
+        """Take the ``k`` candidates with the smallest pool indices, skipping ``skip`` of them."""
+
+        class Params(BatchSelector.Params):
+            skip: int = 0
+
+        def select(self, view, candidates, labeled, k, generator):
+            self.check_batch(k + self.params.skip, candidates)
+            return candidates[self.params.skip : self.params.skip + k]
+
+    registered.append("lowest_indices")
+    assert LowestIndices.name == "lowest_indices"
+    stream = ActiveStream(
+        30,
+        torch.Generator().manual_seed(0),
+        initial=5,
+        query_size=4,
+        rounds=2,
+        acquisition="lowest_indices",
+        acquisition_params={"skip": 1},
+    )
+    first = stream.first()
+    unlabeled = sorted(set(range(30)) - set(first.labeled.tolist()))
+    assert stream.next(first, lambda idx: None).new.tolist() == unlabeled[1:5]
+
+
+def test_a_selector_returning_bad_indices_is_named(registered):
+    from activews.errors import ActivewsError
+    from activews.streams import ActiveStream, BatchSelector, register_acquisition
+
+    @register_acquisition("labeled_again")
+    class LabeledAgain(BatchSelector):
+        def select(self, view, candidates, labeled, k, generator):
+            return labeled[:k]
+
+    registered.append("labeled_again")
+    stream = ActiveStream(
+        30, torch.Generator().manual_seed(0), initial=5, query_size=4, rounds=2, acquisition="labeled_again"
+    )
+    with pytest.raises(ActivewsError, match="acquisition 'labeled_again' returned .* 4 distinct unlabeled"):
+        stream.next(stream.first(), lambda idx: None)
+
+
+def test_register_acquisition_refuses_other_classes():
+    from activews.errors import ActivewsError
+    from activews.streams import register_acquisition
+
+    with pytest.raises(
+        ActivewsError, match="must decorate a function f\\(probs, \\*, generator\\) or a BatchSelector"
+    ):
+        register_acquisition("not_a_selector")(type("NotASelector", (), {}))

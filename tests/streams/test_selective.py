@@ -58,7 +58,9 @@ def test_threshold_labels_every_arrival_above_it_and_an_overall_budget_caps_the_
     )
     assert capped[-1].n_labeled - 10 == 15  # the cap, not the threshold, set the total
     spent = 0
-    for r in range(1, 4):  # each chunk takes its above-threshold arrivals, most wanted first, while budget lasts
+    for r in range(
+        1, 4
+    ):  # each chunk takes its above-threshold arrivals, most wanted first, while budget lasts
         take = min(rounds[r].n_new, 15 - spent)
         assert capped[r].new.tolist() == rounds[r].new[:take].tolist()
         spent += take

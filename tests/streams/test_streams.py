@@ -171,17 +171,24 @@ def test_active_scores_in_batches(score_batch):
     for a, b in zip(reference, batched, strict=True):
         assert torch.equal(a.labeled, b.labeled) and torch.equal(a.new, b.new)
     assert max(c.numel() for c in model.calls) <= score_batch
-    # one call per window of the pool that holds an unlabeled example, and only unlabeled ones are scored
-    windows = 0
-    for r in batched[:-1]:
-        labeled = set(r.labeled.tolist())
-        windows += sum(
-            any(i not in labeled for i in range(w, min(w + score_batch, POOL)))
-            for w in range(0, POOL, score_batch)
-        )
+    # the unlabeled examples (the candidates) are scored in windows of score_batch, each exactly once
+    windows = sum(-(-(POOL - r.n_labeled) // score_batch) for r in batched[:-1])
     assert len(model.calls) == windows
     scored = [int(i) for c in model.calls for i in c]
     assert len(scored) == sum(POOL - r.n_labeled for r in batched[:-1])
+
+
+@pytest.mark.parametrize("score_batch", [1, 3, 7, 40, 10_000])
+def test_active_scores_walks_pool_windows(score_batch):
+    # ActiveStream.scores (the whole pool, -inf for labeled) asks once per pool window with an unlabeled example
+    stream, model = active(score_batch=score_batch), FakeModel()
+    labeled = torch.zeros(POOL, dtype=torch.bool)
+    labeled[stream.first().labeled] = True
+    scores = stream.scores(model, labeled)
+    torch.testing.assert_close(scores[~labeled], UNCERTAINTY[~labeled])
+    assert (scores[labeled] == float("-inf")).all()
+    windows = sum(bool((~labeled[w : w + score_batch]).any()) for w in range(0, POOL, score_batch))
+    assert len(model.calls) == windows
 
 
 def test_active_with_random_acquisition_is_seeded():
