@@ -434,7 +434,8 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
 
         init_seconds = 0.0
         if kind == "round":
-            assert rounds.model is not None and rounds.initial_state is not None  # set by the first fit
+            if rounds.model is None or rounds.initial_state is None:  # set by the first fit; never user input
+                raise RuntimeError("WarmStartClassifier: a round without a first fit (please report this)")
             round_index = rounds.round_index + 1
             # A copy: the previous fit's model_ keeps predicting as it did (strategies work in place).
             model = copy.deepcopy(rounds.model).to(device)
