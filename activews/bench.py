@@ -394,7 +394,9 @@ def _gap_split(
     ``init_effect`` = counterfactual accuracy - the arm's (same data, fresh start vs the arm's start);
     ``selection_effect`` = random's accuracy - the counterfactual's (fresh starts, random's data vs the
     arm's); they add up to the penalty. ``overlap_with_random`` is the Jaccard index of the final labeled
-    sets. Fields are present only when the records carry what they need.
+    sets after each round from round 1 on, averaged over those rounds (the final sets alone say little
+    when the stream ends with the whole pool labeled). Fields are present only when the records carry
+    what they need.
     """
     out: dict[str, Any] = {}
     if paired and all(seeds[s][-1].get("counterfactual_accuracy") is not None for s in paired):
@@ -407,7 +409,9 @@ def _gap_split(
         mine, theirs = _labeled_sets(seeds[s]), _labeled_sets(ref[s])
         if mine is None or theirs is None:
             return out
-        overlaps.append(jaccard(mine[-1], theirs[-1]))
+        per_round = [jaccard(a, b) for a, b in zip(mine[1:], theirs[1:], strict=True)]
+        if per_round:
+            overlaps.append(sum(per_round) / len(per_round))
     if overlaps:
         out["overlap_with_random"], out["overlap_with_random_ci"] = _stat(overlaps)
     return out

@@ -117,17 +117,23 @@ def compute_table(
 
 
 def selection_table(summary: list[dict[str, Any]]) -> Table | None:
-    """Where each arm's gap to random comes from (``--counterfactual``) and how much its labeled set
-    overlaps random's; None when the run recorded neither (passive streams)."""
-    keys = ("init_effect", "overlap_with_random")
-    if not any(k in row for row in summary for k in keys):
+    """Where each arm's gap to random comes from (``--counterfactual``) and how much its labeled sets
+    overlap random's; None when the run recorded neither (passive streams)."""
+    if not any(k in row for row in summary for k in ("init_effect", "overlap_with_random")):
         return None
-    table = Table(
-        title="Gap to random, split: initialization vs selection (points, final round); labeled-set overlap",
-        title_justify="left",
+    split = any("init_effect" in row for row in summary)
+    overlap = "overlap with random (Jaccard of the labeled sets, mean over rounds 1+)"
+    title = (
+        f"Gap to random, split: initialization vs selection (points, final round); {overlap}"
+        if split
+        else f"Labeled sets: {overlap}; --counterfactual also splits the gap"
     )
+    table = Table(title=title, title_justify="left")
     table.add_column("arm", style="bold", no_wrap=True)
-    for col in ("penalty", "init effect [95% CI]", "selection effect [95% CI]", "overlap"):
+    columns = (
+        ["penalty"] + (["init effect [95% CI]", "selection effect [95% CI]"] if split else []) + ["overlap"]
+    )
+    for col in columns:
         table.add_column(col, justify="right")
 
     def pts(row: dict[str, Any], key: str) -> str:
@@ -137,16 +143,12 @@ def selection_table(summary: list[dict[str, Any]]) -> Table | None:
     for row in summary:
         if row["arm"] == "random":
             continue
-        overlap = row.get("overlap_with_random")
-        table.add_row(
-            escape(row["arm"]),
-            pts(row, "penalty"),
-            pts(row, "init_effect")
-            + (f" {fmt_ci(row.get('init_effect_ci'))}" if "init_effect" in row else ""),
-            pts(row, "selection_effect")
-            + (f" {fmt_ci(row.get('selection_effect_ci'))}" if "selection_effect" in row else ""),
-            "n/a" if overlap is None else f"{overlap:.2f}",
-        )
+        cells = [escape(row["arm"]), pts(row, "penalty")]
+        if split:
+            cells.append(pts(row, "init_effect") + f" {fmt_ci(row.get('init_effect_ci'))}")
+            cells.append(pts(row, "selection_effect") + f" {fmt_ci(row.get('selection_effect_ci'))}")
+        share = row.get("overlap_with_random")
+        table.add_row(*cells, "n/a" if share is None else f"{share:.2f}")
     return table
 
 

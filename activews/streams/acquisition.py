@@ -204,7 +204,9 @@ class ScoringSelector(BatchSelector):
     ) -> torch.Tensor:
         self.check_batch(k, candidates)
         scores = self.scores(view, candidates, generator)
-        return candidates[torch.topk(scores, k, sorted=True).indices]
+        # Highest score first; equal scores (e.g. saturated probabilities) in candidate order, so the
+        # choice and its order never depend on how a top-k kernel breaks ties.
+        return candidates[torch.argsort(scores, descending=True, stable=True)[:k]]
 
 
 class RowWise(ScoringSelector):
