@@ -128,10 +128,10 @@ def check_writable_file(path: str | Path, flag: str = "--json") -> Path:
 
 
 def records_csv(records: list[dict[str, Any]]) -> str:
-    """Records as CSV; list-valued fields (``new_indices``) stay in ``records.json`` and the store."""
+    """Rows as CSV (lists such as CIs as text); ``new_indices`` (a round's labeled pool indices) stays in
+    ``records.json`` and the store."""
     buf = io.StringIO()
-    lists = {k for r in records for k, v in r.items() if isinstance(v, list)}
-    records = [{k: v for k, v in r.items() if k not in lists} for r in records]
+    records = [{k: v for k, v in r.items() if k != "new_indices"} for r in records]
     present = list(dict.fromkeys(k for r in records for k in r))  # first-seen order
     fields = [f for f in RECORD_FIELDS if f in present] + [f for f in present if f not in RECORD_FIELDS]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")

@@ -88,3 +88,9 @@ def test_the_counterfactual_leaves_the_arm_unchanged(stream):
     )  # new_indices rebuild the labeled set
     csv_header = records_csv(with_cf).splitlines()[0]
     assert "new_indices" not in csv_header and "counterfactual_accuracy" in csv_header
+
+
+def test_csv_keeps_summary_lists_and_drops_only_the_labeled_indices():
+    rows = [{"arm": "warm", "seeds": [0, 1], "penalty_ci": [0.1, 0.2], "new_indices": [3, 4]}]
+    header, line = records_csv(rows).splitlines()
+    assert header == "arm,seeds,penalty_ci" and line == 'warm,"[0, 1]","[0.1, 0.2]"'
