@@ -97,27 +97,19 @@ def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> St
     sizes = {"initial": config.initial, "query_size": config.query_size, "rounds": config.rounds}
     if config.stream == "passive":
         return cls(pool_size, gen, **sizes, schedule=config.schedule)
+    scoring = {"acquisition": config.acquisition, "score_batch": config.score_batch}
     if config.stream == "active":
         return cls(
             pool_size,
             gen,
             **sizes,
-            acquisition=config.acquisition,
-            score_batch=config.score_batch,
+            **scoring,
             acquisition_params=config.acquisition_params,
             pool_subsample=config.pool_subsample,
         )
     if config.stream == "selective":
-        return cls(
-            pool_size,
-            gen,
-            **sizes,
-            acquisition=config.acquisition,
-            label_fraction=config.label_fraction,
-            label_threshold=config.label_threshold,
-            label_budget=config.label_budget,
-            score_batch=config.score_batch,
-        )
+        budget = {k: getattr(config, k) for k in ("label_fraction", "label_threshold", "label_budget")}
+        return cls(pool_size, gen, **sizes, **scoring, **budget)
     return cls(pool_size, gen)
 
 

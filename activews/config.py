@@ -220,10 +220,9 @@ class BenchConfig(BaseModel):
                 f"use --stream selective or drop it"
             )
         if self.stream == "selective" and self.label_fraction is None and self.label_threshold is None:
-            raise ActivewsError(
-                "the selective stream needs a labeling budget: --label-fraction F (e.g. 0.25) "
-                "and/or --label-threshold T"
-            )
+            from activews.streams.selective import NEEDS_BUDGET
+
+            raise ActivewsError(NEEDS_BUDGET)
         if self.counterfactual and self.stream == "passive":
             raise ActivewsError(
                 "--counterfactual splits the gap of streams that select their data (active, selective); "

@@ -27,6 +27,10 @@ from activews.errors import ActivewsError
 from activews.streams.acquisition import get_acquisition
 from activews.streams.base import ProbaFn, Round, Stream, register_stream, round_sizes
 
+NEEDS_BUDGET = (
+    "the selective stream needs a labeling budget: --label-fraction F (e.g. 0.25) and/or --label-threshold T"
+)
+
 
 @register_stream("selective")
 class SelectiveStream(Stream):
@@ -62,10 +66,7 @@ class SelectiveStream(Stream):
         super().__init__(pool_size, generator)
         self.arrived = round_sizes(pool_size, initial, query_size, rounds)  # examples arrived by each round
         if label_fraction is None and label_threshold is None:
-            raise ActivewsError(
-                "the selective stream needs a labeling budget: --label-fraction F (e.g. 0.25) "
-                "and/or --label-threshold T"
-            )
+            raise ActivewsError(NEEDS_BUDGET)
         if label_fraction is not None and not 0.0 < label_fraction <= 1.0:
             raise ActivewsError(f"--label-fraction must be in (0, 1], got {label_fraction}")
         if label_budget is not None and label_budget < 0:
