@@ -19,9 +19,10 @@ from activews.strategies import (
     list_strategies,
     make_strategy,
     register_strategy,
+    training_hooks,
 )
 from activews.streams import ActiveStream, PassiveStream, Round, Stream, register_acquisition
-from activews.training import TrainConfig, TrainStats, evaluate, predict_proba, train_to_criterion
+from activews.training import Step, TrainConfig, TrainStats, evaluate, predict_proba, train_to_criterion
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "PassiveStream",
     "ProgressEvent",
     "Round",
+    "Step",
     "Stream",
     "TrainConfig",
     "TrainStats",
@@ -59,6 +61,7 @@ __all__ = [
     "run_bench",
     "summarize",
     "train_to_criterion",
+    "training_hooks",
 ]
 
 

@@ -28,7 +28,7 @@ from activews.data import Dataset, load_dataset
 from activews.diagnostics import RECORD_FIELDS, GradNormProbe, flat_parameters, weight_change
 from activews.errors import ActivewsError
 from activews.models import build_model, model_params
-from activews.strategies import InitContext, make_strategy
+from activews.strategies import InitContext, make_strategy, training_hooks
 from activews.streams import STREAMS, ModelView, Round, Stream
 from activews.training import TrainConfig, evaluate, make_optimizer, train_to_criterion
 
@@ -295,10 +295,10 @@ def run_arm(
         # copied before the clock starts, so init_seconds stays the strategy's own time.
         before = flat_parameters(model) if r > 0 and "weight_change" in config.diagnostics else None
         t_init = time.perf_counter()
+        ctx = InitContext(
+            r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device)
+        )
         if r > 0:
-            ctx = InitContext(
-                r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device)
-            )
             model = strat.init_round(model, ctx)
             if not isinstance(model, nn.Module):
                 raise ActivewsError(
@@ -319,6 +319,7 @@ def run_arm(
             optimizer=optimizer,
             epochs=config.first_round_epochs if r == 0 else None,
             probe=probe,
+            **training_hooks(strat, ctx),
         )
         if probe is not None:
             diag |= probe.fields()

@@ -28,7 +28,7 @@ from torch import nn
 
 from activews.errors import ActivewsError, format_validation_error
 from activews.models import MODELS, build_model, model_params
-from activews.strategies import InitContext, InitStrategy, make_strategy
+from activews.strategies import InitContext, InitStrategy, make_strategy, training_hooks
 from activews.training import TrainConfig, predict_proba, train_to_criterion
 
 try:
@@ -432,6 +432,13 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
             new = np.ones(len(hashes), dtype=bool)
         strategy = self._strategy(rounds, settings)
 
+        new_mask = torch.from_numpy(new).to(device)
+        init_gen = torch.Generator().manual_seed(_derive_seed(rounds.seed, fit_index, _INIT))
+
+        def fresh_model() -> nn.Module:
+            draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
+            return self._build(settings, input_shape, len(classes), draw)
+
         init_seconds = 0.0
         if kind == "round":
             if rounds.model is None or rounds.initial_state is None:  # set by the first fit; never user input
@@ -440,21 +447,8 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
             # A copy: the previous fit's model_ keeps predicting as it did (strategies work in place).
             model = copy.deepcopy(rounds.model).to(device)
             strategy.check_model(model)
-            init_gen = torch.Generator().manual_seed(_derive_seed(rounds.seed, fit_index, _INIT))
-
-            def fresh_model() -> nn.Module:
-                draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
-                return self._build(settings, input_shape, len(classes), draw)
-
             ctx = InitContext(
-                round_index,
-                fresh_model,
-                rounds.initial_state,
-                init_gen,
-                device,
-                x,
-                y_t,
-                torch.from_numpy(new).to(device),
+                round_index, fresh_model, rounds.initial_state, init_gen, device, x, y_t, new_mask
             )
             t_init = time.perf_counter()
             model = strategy.init_round(model, ctx)
@@ -470,9 +464,13 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
             )
             strategy.check_model(model)  # fail now rather than at the first round
             initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            ctx = InitContext(0, fresh_model, initial_state, init_gen, device, x, y_t, new_mask)
 
         train_gen = torch.Generator().manual_seed(_derive_seed(rounds.seed, fit_index, _TRAIN))
-        stats, _ = train_to_criterion(model, x, y_t, settings.train, train_gen)
+        # The strategy's training hooks (loss term, after-step call) act in every fit, the first included.
+        stats, _ = train_to_criterion(
+            model, x, y_t, settings.train, train_gen, **training_hooks(strategy, ctx)
+        )
 
         # Commit the sequence's state only after training succeeded, so a failed fit changes nothing.
         if kind != "round":

@@ -22,6 +22,7 @@ from torch import nn
 __all__ = [
     "TrainConfig",
     "TrainStats",
+    "Step",
     "train_to_criterion",
     "make_optimizer",
     "evaluate",
@@ -112,6 +113,24 @@ class TrainStats:
         return asdict(self) | {"reached_target": self.reached_target}
 
 
+@dataclass(frozen=True)
+class Step:
+    """What an after-step hook sees (see :meth:`activews.strategies.InitStrategy.after_step`).
+
+    Attributes:
+        index: optimizer steps taken in this round so far (1 after the first step).
+        epoch: the epoch the step belongs to (0-based).
+        x, y: the step's minibatch (after augmentation).
+        optimizer: the round's optimizer (hooks that re-initialize weights reset its state for them).
+    """
+
+    index: int
+    epoch: int
+    x: torch.Tensor
+    y: torch.Tensor
+    optimizer: torch.optim.Optimizer
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """A new optimizer over ``model``'s parameters, as configured."""
     if config.optimizer == "adam":
@@ -138,6 +157,8 @@ def train_to_criterion(
     on_epoch: Callable[[int, float], None] | None = None,
     epochs: int | None = None,
     probe: Callable[[nn.Module, torch.Tensor], None] | None = None,
+    loss_term: Callable[[nn.Module], torch.Tensor | None] | None = None,
+    after_step: Callable[[nn.Module, Step], None] | None = None,
 ) -> tuple[TrainStats, torch.optim.Optimizer]:
     """Train ``model`` on ``(x, y)`` until the stopping rule fires.
 
@@ -154,6 +175,13 @@ def train_to_criterion(
         probe: called as ``probe(model, batch_positions)`` before each optimizer step of the first
             epoch (diagnostics such as :class:`activews.diagnostics.GradNormProbe`); it must not change
             the model or use the generator. Its time is left out of ``TrainStats.seconds``.
+        loss_term: called as ``loss_term(model)`` at every step; a returned tensor is added to the
+            minibatch's cross-entropy before the backward pass (e.g. ``l2_init``'s pull toward the
+            initial weights). The reported ``train_loss`` stays the cross-entropy alone, so it compares
+            across strategies.
+        after_step: called as ``after_step(model, step)`` after every optimizer step (e.g. ``redo`` and
+            ``continual_backprop`` recycling units). Its time counts as training time: it is part of
+            the method's compute.
 
     Returns:
         The round's :class:`TrainStats` and the optimizer used.
@@ -205,10 +233,17 @@ def train_to_criterion(
                     xb = augment(xb, generator)
                 out = model(xb)
                 loss = F.cross_entropy(out, yb)
+                objective = loss
+                if loss_term is not None:
+                    extra = loss_term(model)
+                    if extra is not None:
+                        objective = loss + extra
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 opt.step()
                 steps += 1
+                if after_step is not None:
+                    after_step(model, Step(steps, done, xb, yb, opt))
                 with torch.no_grad():
                     torch.argmax(out, dim=1, out=pred_views[k])
                     loss_views[k].copy_(loss)

@@ -26,6 +26,7 @@ from activews import (
     predict_proba,
     summarize,
     train_to_criterion,
+    training_hooks,
 )
 from activews.streams import get_acquisition
 
@@ -67,19 +68,21 @@ def run_loop(strategy_name: str, params: dict) -> list[dict]:
     rnd = stream.first()
     while True:
         x_l, y_l = data.x_train[rnd.labeled], data.y_train[rnd.labeled]
+        ctx = InitContext(
+            round_index=rnd.index,
+            fresh_model=fresh_model,
+            initial_state=initial_state,
+            generator=init_gen,
+            device=torch.device("cpu"),
+            x_labeled=x_l,
+            y_labeled=y_l,
+            new_mask=rnd.new_mask(),
+        )
         if rnd.index > 0:
-            ctx = InitContext(
-                round_index=rnd.index,
-                fresh_model=fresh_model,
-                initial_state=initial_state,
-                generator=init_gen,
-                device=torch.device("cpu"),
-                x_labeled=x_l,
-                y_labeled=y_l,
-                new_mask=rnd.new_mask(),
-            )
             model = strategy.init_round(model, ctx)
-        stats, _ = train_to_criterion(model, x_l, y_l, train_cfg, train_gen)  # a new optimizer each round
+        # A new optimizer each round; training_hooks passes the strategy's loss term and after-step
+        # call (l2_init, redo, continual_backprop, ...) to the trainer, and nothing for the others.
+        stats, _ = train_to_criterion(model, x_l, y_l, train_cfg, train_gen, **training_hooks(strategy, ctx))
         accuracy, _loss = evaluate(model, data.x_test, data.y_test)
         cum_steps += stats.steps
         cum_seconds += stats.seconds

@@ -14,6 +14,7 @@ from activews.strategies.base import (
     list_strategies,
     make_strategy,
     register_strategy,
+    training_hooks,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "list_strategies",
     "make_strategy",
     "register_strategy",
+    "training_hooks",
 ]

@@ -3,6 +3,11 @@
 A strategy receives the previous round's trained model and an :class:`InitContext`, and returns the
 model to train in this round. Everything it may use comes through the context: no globals, no hidden
 device choice, randomness only from ``ctx.generator``.
+
+Methods that act during training rather than (or as well as) at the round's start override one or both
+optional hooks: :meth:`InitStrategy.loss_term` (a term added to every minibatch's loss) and
+:meth:`InitStrategy.after_step` (called after every optimizer step). They run in every round, round 0
+included, with that round's context.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import nn
 
 from activews.errors import ActivewsError, format_validation_error
 from activews.registry import Registry
+from activews.training import Step
 
 __all__ = [
     "InitContext",
@@ -27,16 +33,17 @@ __all__ = [
     "get_strategy",
     "list_strategies",
     "make_strategy",
+    "training_hooks",
 ]
 
 
 @dataclass
 class InitContext:
-    """What a strategy may use to initialize a round.
+    """What a strategy may use to initialize a round (and, in its training hooks, to train it).
 
     Attributes:
         round_index: the round about to be trained (1 for the first re-initialization; round 0 always
-            starts from the arm's initial draw).
+            starts from the arm's initial draw, so ``init_round`` never sees 0, but the training hooks do).
         fresh_model: returns a new model drawn from the model's own initializers, on the same device,
             seeded from ``generator`` (so two calls give two different draws).
         initial_state: the state dict of the arm's round-0 model (for ``reset_to_init``-like methods).
@@ -116,6 +123,28 @@ class InitStrategy:
         """
         raise NotImplementedError
 
+    def loss_term(self, model: nn.Module, ctx: InitContext) -> torch.Tensor | None:
+        """Optional hook: a scalar added to every minibatch's cross-entropy during training.
+
+        Called once per optimizer step, in every round (round 0 included), with the round's context;
+        return ``None`` to add nothing. The recorded ``train_loss`` stays the plain cross-entropy.
+        The default adds nothing and costs nothing (the trainer skips hooks a strategy leaves alone).
+        """
+        return None
+
+    def after_step(self, model: nn.Module, step: Step, ctx: InitContext) -> None:
+        """Optional hook: called after every optimizer step, in every round (round 0 included).
+
+        May change weights in place (under ``torch.no_grad()``); a method that re-initializes weights
+        should also reset their state in ``step.optimizer``. Randomness only from ``ctx.generator``.
+        Its time counts as training time (it is part of the method's compute).
+        """
+
+    @classmethod
+    def hooks(cls) -> tuple[bool, bool]:
+        """Whether the class overrides :meth:`loss_term` and :meth:`after_step`."""
+        return (cls.loss_term is not InitStrategy.loss_term, cls.after_step is not InitStrategy.after_step)
+
     def check_model(self, model: nn.Module) -> None:
         """Raise :class:`ActivewsError` if this strategy cannot work on ``model`` (called before any training)."""
 
@@ -139,6 +168,22 @@ class InitStrategy:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
+
+
+def training_hooks(strategy: InitStrategy, ctx: InitContext) -> dict[str, Callable[..., Any]]:
+    """Keyword arguments for :func:`activews.training.train_to_criterion`: the hooks ``strategy``
+    overrides, bound to this round's ``ctx``.
+
+    Example:
+        >>> stats, _ = train_to_criterion(model, x, y, config, gen, **training_hooks(strategy, ctx))  # doctest: +SKIP
+    """
+    has_loss, has_step = strategy.hooks()
+    hooks: dict[str, Callable[..., Any]] = {}
+    if has_loss:
+        hooks["loss_term"] = lambda model: strategy.loss_term(model, ctx)
+    if has_step:
+        hooks["after_step"] = lambda model, step: strategy.after_step(model, step, ctx)
+    return hooks
 
 
 STRATEGIES: Registry[type[InitStrategy]] = Registry("strategy", entry_point_group="activews.strategies")
