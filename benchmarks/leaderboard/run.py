@@ -1,0 +1,309 @@
+"""The strategy leaderboard: every registered strategy on the default active and passive MNIST-1D benches.
+
+    python benchmarks/leaderboard/run.py --update-docs      # the recorded run (see docs/strategies.md)
+
+For each stream (``active``: margin sampling; ``passive``: random arrival order) this runs one bench with
+every registered strategy at its default parameters next to the ``random`` and ``warm`` reference arms,
+on the default settings of ``activews bench`` (MNIST-1D generated locally, MLP 40-256-256-10, 1,000
+initial labels + 1,000 per round for 7 rounds, Adam lr 1e-3, batch 128, every round trained to 99%
+running training accuracy), over ``--seeds`` seeds. Arms with the same seed share the split, the
+round-0 model and the round-0 labels, so every comparison is paired by seed.
+
+It writes ``results/leaderboard.md`` / ``leaderboard.json`` and each stream's run folder files (summary,
+records, figures) under ``results/<stream>/``; with ``--update-docs`` it also replaces the leaderboard
+block of ``docs/strategies.md``. Run folders (store, checkpoints) go to ``--work`` (default
+``runs/leaderboard``): re-running resumes an interrupted run.
+
+Per arm it reports final accuracy, the penalty vs ``random`` (positive = worse), the gain over ``warm``,
+the step and time ratios vs ``random``, and whether the arm is on the accuracy-vs-compute frontier (no
+other arm is at least as accurate for at most the compute, and better in one of the two). Accuracy,
+penalty and steps are reproducible on CPU (same command, same numbers); times depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DOCS = ROOT / "docs" / "strategies.md"
+BEGIN, END = "<!-- leaderboard:begin -->", "<!-- leaderboard:end -->"
+
+TINY = {"n_examples": 1000, "rounds": 3, "initial": 100, "query_size": 100}
+"""Settings of ``--tiny`` (a smoke run for tests; its numbers mean nothing)."""
+
+
+def _pts(value: float | None, signed: bool = True) -> str:
+    if value is None:
+        return ""
+    return f"{value * 100:+.2f}" if signed else f"{value * 100:.1f}"
+
+
+def _ci(ci: Sequence[float] | None, scale: float = 100.0, fmt: str = "{:+.2f}") -> str:
+    if not ci:
+        return ""
+    return "[" + ", ".join(fmt.format(c * scale) for c in ci) + "]"
+
+
+def _verdict(ci: Sequence[float] | None, better: str, worse: str, same: str = "no difference") -> str:
+    """What a paired difference's 95% CI says (``better`` when it lies above 0)."""
+    if not ci:
+        return "n/a"
+    if ci[0] > 0:
+        return better
+    if ci[1] < 0:
+        return worse
+    return same
+
+
+def frontier(points: dict[str, tuple[float, float]]) -> set[str]:
+    """Arms no other arm dominates: ``points[arm] = (accuracy, compute)``, higher accuracy and lower compute
+    are better; an arm is dominated by one at least as good in both and strictly better in one."""
+    out = set()
+    for arm, (acc, cost) in points.items():
+        dominated = any(
+            (a >= acc and c <= cost) and (a > acc or c < cost)
+            for other, (a, c) in points.items()
+            if other != arm
+        )
+        if not dominated:
+            out.add(arm)
+    return out
+
+
+def gain_over_warm(records: list[dict[str, Any]], arm: str) -> tuple[float | None, list[float] | None]:
+    """Mean and 95% CI of ``arm``'s final accuracy minus ``warm``'s, paired by seed."""
+    from activews.bench import mean_ci
+
+    last: dict[tuple[str, int], tuple[int, float]] = {}
+    for r in records:
+        key = (r["arm"], r["seed"])
+        if key not in last or r["round"] > last[key][0]:
+            last[key] = (r["round"], r["test_accuracy"])
+    diffs = [
+        last[(arm, seed)][1] - last[("warm", seed)][1]
+        for (a, seed) in sorted(last)
+        if a == arm and ("warm", seed) in last
+    ]
+    if not diffs:
+        return None, None
+    return mean_ci(diffs)
+
+
+def table(result: Any) -> list[dict[str, Any]]:
+    """One row per arm with the leaderboard's columns (fractions, not percent)."""
+    rows = []
+    for s in result.summary:
+        gain, gain_ci = gain_over_warm(result.records, s["arm"])
+        rows.append(
+            {
+                "arm": s["arm"],
+                "final_accuracy": s["final_accuracy"],
+                "final_accuracy_ci": s.get("final_accuracy_ci"),
+                "penalty": s.get("penalty"),
+                "penalty_ci": s.get("penalty_ci"),
+                "gain_over_warm": gain,
+                "gain_over_warm_ci": gain_ci,
+                "step_ratio": s.get("compute_ratio"),
+                "step_ratio_ci": s.get("compute_ratio_ci"),
+                "time_ratio": s.get("time_ratio"),
+                "reached_target": s.get("reached_target"),
+            }
+        )
+    acc = {r["arm"]: r["final_accuracy"] for r in rows}
+    by_steps = frontier(
+        {r["arm"]: (acc[r["arm"]], r["step_ratio"]) for r in rows if r["step_ratio"] is not None}
+    )
+    by_time = frontier(
+        {r["arm"]: (acc[r["arm"]], r["time_ratio"]) for r in rows if r["time_ratio"] is not None}
+    )
+    for r in rows:
+        r["frontier_steps"] = r["arm"] in by_steps
+        r["frontier_time"] = r["arm"] in by_time
+        if r["arm"] == "random":
+            r["vs_random"] = "reference"
+        else:
+            # penalty = random - arm, so a CI above zero means worse than random
+            r["vs_random"] = _verdict(r["penalty_ci"], "worse", "better")
+        r["vs_warm"] = (
+            "reference" if r["arm"] == "warm" else _verdict(r["gain_over_warm_ci"], "better", "worse")
+        )
+    rows.sort(key=lambda r: -r["final_accuracy"])
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| arm | final accuracy | penalty vs random [95% CI] | vs random | gain over warm [95% CI] | vs warm "
+        "| step ratio | time ratio | frontier (steps / time) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        target = (
+            "" if r["reached_target"] in (None, 1.0) else f" ({r['reached_target'] * 100:.0f}% at target)"
+        )
+        front = " / ".join("yes" if r[k] else "-" for k in ("frontier_steps", "frontier_time"))
+        penalty = "-" if r["arm"] == "random" else f"{_pts(r['penalty'])} {_ci(r['penalty_ci'])}"
+        gain = "-" if r["arm"] == "warm" else f"{_pts(r['gain_over_warm'])} {_ci(r['gain_over_warm_ci'])}"
+        lines.append(
+            f"| `{r['arm']}`{target} | {_pts(r['final_accuracy'], signed=False)} % "
+            f"| {penalty} | {r['vs_random']} | {gain} | {r['vs_warm']} "
+            f"| {r['step_ratio']:.2f} | {r['time_ratio']:.2f} | {front} |"
+        )
+    return lines
+
+
+def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> Any:
+    from activews import BenchConfig, run_bench
+    from activews.results import write_run_folder
+
+    settings: dict[str, Any] = {"stream": stream, "strategies": strategies, "seeds": args.seeds}
+    if args.tiny:
+        settings |= TINY
+    config = BenchConfig.build(**settings)
+    folder = Path(args.work) / stream
+    start = time.perf_counter()
+    done = [0]
+
+    def progress(event: Any) -> None:
+        if event.kind == "start":
+            done[0] = event.round
+            print(f"[{stream}] {event.num_rounds} rounds to run ({event.round} already stored)", flush=True)
+        elif event.kind == "round_end":
+            done[0] += 1
+            if done[0] % 20 == 0:
+                print(f"[{stream}] {done[0]} rounds, {time.perf_counter() - start:.0f} s", flush=True)
+
+    result = run_bench(config, output=folder, progress=progress, workers=args.workers)
+    seconds = time.perf_counter() - start
+    out = Path(args.out) / stream
+    write_run_folder([result], out, plot=not args.tiny)
+    print(f"[{stream}] {seconds:.0f} s", flush=True)
+    return result, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per arm (default: 5)")
+    parser.add_argument("--workers", type=int, default=2, help="arms run in parallel (default: 2)")
+    parser.add_argument(
+        "--streams", default="active,passive", help="comma-separated (default: active,passive)"
+    )
+    parser.add_argument(
+        "--strategies", default="", help="comma-separated subset (default: every registered strategy)"
+    )
+    parser.add_argument("--work", default="runs/leaderboard", help="run folders (resumable)")
+    parser.add_argument("--out", default=str(HERE / "results"), help="tables, figures, JSON")
+    parser.add_argument(
+        "--update-docs", action="store_true", help="rewrite the leaderboard block of docs/strategies.md"
+    )
+    parser.add_argument(
+        "--docs", default=str(DOCS), help="the page --update-docs rewrites (default: docs/strategies.md)"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny settings (a smoke test; numbers mean nothing)"
+    )
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from activews.config import REFERENCE_ARMS
+    from activews.strategies import get_strategy, list_strategies
+
+    strategies = [s for s in list_strategies() if s not in REFERENCE_ARMS]
+    if args.strategies:
+        wanted = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        for name in wanted:
+            get_strategy(name)  # an unknown name fails here, with a close-match suggestion
+        strategies = [s for s in wanted if s not in REFERENCE_ARMS]
+    started = time.time()
+    streams = [s.strip() for s in args.streams.split(",") if s.strip()]
+    results = {s: run_stream(s, args, strategies) for s in streams}
+    total = time.time() - started
+    machine = (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads per process, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+    # The command that reproduces this run: the options that differ from their defaults.
+    changed = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in (("seeds", args.seeds), ("workers", args.workers), ("streams", args.streams))
+        if value != parser.get_default(name)
+    ]
+    if args.strategies:
+        changed.append(f"--strategies {args.strategies}")
+    if args.tiny:
+        changed.append("--tiny")
+    command = " ".join(["python benchmarks/leaderboard/run.py", *changed])
+    date = time.strftime("%Y-%m-%d", time.localtime(started))
+    lines = [
+        f"Command: `{command} --update-docs`  ",
+        f"Date: {date} · machine: {machine} · wall time {total / 60:.1f} min ("
+        + ", ".join(f"{s} {results[s][1]:.0f} s" for s in streams)
+        + f") · {args.seeds} seeds, {args.workers} worker processes",
+        "",
+    ]
+    data: dict[str, Any] = {
+        "date": date,
+        "machine": machine,
+        "command": command,
+        "wall_seconds": total,
+        "streams": {},
+    }
+    for stream in streams:
+        result, seconds = results[stream]
+        rows = table(result)
+        what = (
+            "margin sampling, each arm selects its own examples"
+            if stream == "active"
+            else "random arrival order, the same for every arm"
+        )
+        lines += [
+            f"**{stream}** ({what}; {result.config.rounds} rounds of {result.config.query_size} after {result.config.initial} initial labels):",
+            "",
+        ]
+        lines += markdown(rows) + [""]
+        data["streams"][stream] = {
+            "seconds": seconds,
+            "config": result.config.model_dump(mode="json"),
+            "rows": rows,
+        }
+    params = {s: get_strategy(s)().describe() for s in strategies}
+    lines += ["Defaults used: " + "; ".join(f"`{d}`" for d in params.values()), ""]
+    data["strategies"] = params
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.md").write_text("\n".join(lines))
+    (out / "leaderboard.json").write_text(json.dumps(data, indent=2, default=str))
+    print("\n".join(lines), flush=True)
+    if args.update_docs:
+        docs = Path(args.docs)
+        text = docs.read_text()
+        if BEGIN not in text or END not in text:
+            print(
+                f"error: {docs} has no {BEGIN} ... {END} block; add one where the table belongs",
+                file=sys.stderr,
+            )
+            return 2
+        block = "\n".join([BEGIN, *lines, END])
+        docs.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+        print(f"updated {docs}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    from activews.errors import ActivewsError
+
+    try:
+        sys.exit(main())
+    except ActivewsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,71 @@
+"""The leaderboard suite (benchmarks/leaderboard/run.py): its frontier rule, its tables and a tiny run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.leaderboard import run as leaderboard
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_frontier_keeps_exactly_the_undominated_arms():
+    points = {
+        "random": (0.71, 1.00),
+        "warm": (0.68, 0.33),
+        "good": (0.72, 0.88),  # dominates random: more accurate for less compute
+        "dominated": (0.69, 0.90),  # good is better on both
+        "tie": (0.68, 0.33),  # equal to warm: neither dominates the other
+        "cheapest": (0.50, 0.10),
+    }
+    assert leaderboard.frontier(points) == {"warm", "good", "tie", "cheapest"}
+
+
+def test_gain_over_warm_is_paired_by_seed_on_the_last_round():
+    records = [
+        {"arm": arm, "seed": seed, "round": rnd, "test_accuracy": acc}
+        for arm, seed, rnd, acc in [
+            ("warm", 0, 0, 0.1), ("warm", 0, 1, 0.50), ("warm", 1, 1, 0.60),
+            ("x", 0, 0, 0.9), ("x", 0, 1, 0.55), ("x", 1, 1, 0.70),
+        ]
+    ]  # fmt: skip
+    mean, ci = leaderboard.gain_over_warm(records, "x")
+    assert mean == 0.075 or abs(mean - 0.075) < 1e-12
+    assert ci is not None and ci[0] < mean < ci[1]
+    assert leaderboard.gain_over_warm(records, "warm")[0] == 0.0
+
+
+def test_tiny_leaderboard_runs_and_rewrites_only_its_docs_block(tmp_path):
+    docs = tmp_path / "page.md"
+    docs.write_text(f"before\n{leaderboard.BEGIN}\nold table\n{leaderboard.END}\nafter\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable, str(ROOT / "benchmarks" / "leaderboard" / "run.py"),
+            "--tiny", "--seeds", "2", "--workers", "1", "--streams", "passive",
+            "--strategies", "shrink_perturb", "--work", str(tmp_path / "work"), "--out", str(out),
+            "--docs", str(docs), "--update-docs",
+        ],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "leaderboard.json").read_text())
+    rows = data["streams"]["passive"]["rows"]
+    assert {r["arm"] for r in rows} == {"random", "warm", "shrink_perturb"}
+    assert all(r["final_accuracy"] > 0.1 for r in rows)
+    assert (out / "passive" / "summary.json").is_file()
+    text = docs.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old table" not in text
+    assert "`shrink_perturb`" in text and "--strategies shrink_perturb --tiny --update-docs" in text
+
+
+def test_unknown_strategy_is_a_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "leaderboard" / "run.py"), "--strategies", "shrink_pertub"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "did you mean 'shrink_perturb'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
