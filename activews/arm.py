@@ -25,7 +25,15 @@ from torch import nn
 
 from activews.config import ArmSpec, BenchConfig
 from activews.data import Dataset, load_dataset
-from activews.diagnostics import RECORD_FIELDS, GradNormProbe, flat_parameters, weight_change
+from activews.diagnostics import (
+    RECORD_FIELDS,
+    GradNormProbe,
+    flat_parameters,
+    measure_positions,
+    unit_fields,
+    weight_change,
+    weight_fields,
+)
 from activews.errors import ActivewsError
 from activews.models import build_model, model_params
 from activews.strategies import InitContext, make_strategy, training_hooks
@@ -309,6 +317,8 @@ def run_arm(
         if "weight_change" in config.diagnostics:
             diag |= weight_change(before, model) if r > 0 else dict.fromkeys(RECORD_FIELDS["weight_change"])
         probe = GradNormProbe(x_l, y_l, rnd.new_mask()) if "grad_norms" in config.diagnostics else None
+        # The weights this round's training starts from, for the weights diagnostic.
+        start = flat_parameters(model) if "weights" in config.diagnostics else None
         optimizer = _optimizer_for(model, optimizer, train_cfg)
         stats, optimizer = train_to_criterion(
             model,
@@ -323,6 +333,13 @@ def run_arm(
         )
         if probe is not None:
             diag |= probe.fields()
+        # Plasticity diagnostics: the trained model at the round's end, before the test evaluation.
+        dormant, rank = "dormant_units" in config.diagnostics, "feature_rank" in config.diagnostics
+        if dormant or rank:
+            x_m = x_l[measure_positions(len(x_l)).to(device)]
+            diag |= unit_fields(model, x_m, dormant=dormant, rank=rank, batch_size=train_cfg.eval_batch_size)
+        if start is not None:
+            diag |= weight_fields(model, start, initial_state)
         if config.counterfactual:
             diag |= _counterfactual(
                 config, dataset, mparams, x_l, y_l, x_test, y_test, counter_gen, device, r

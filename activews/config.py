@@ -119,7 +119,9 @@ class BenchConfig(BaseModel):
         description="train round 0 for exactly this many epochs instead of to the target (early-damage protocol)",
     )
     diagnostics: tuple[str, ...] = Field(
-        (), description="per-round measurements to record, e.g. grad_norms, weight_change (or all)"
+        (),
+        description="per-round measurements to record: grad_norms, weight_change, dormant_units, feature_rank, "
+        "weights, plasticity (= dormant_units,feature_rank,weights,grad_norms) or all",
     )
     eval_batch_size: int = Field(4096, ge=1, description="examples per forward pass when evaluating")
     device: str = "cpu"

@@ -286,19 +286,35 @@ _DIAGNOSTIC_PANELS = (
     ("grad_norm_ratio", "grad norm ratio new / old", "Gradient norm, new vs old examples (1st epoch)", True),
     ("init_correlation", "correlation", "Start weights vs last round's final weights", False),
     ("init_relative_distance", "distance / norm", "Distance of start weights from last round's", False),
+    ("dormant_fraction", "fraction of hidden units", "Dormant units (score <= 0.025), round's end", False),
+    ("dead_fraction", "fraction of hidden units", "Dead units (never active), round's end", False),
+    ("feature_rank", "srank (delta 0.01)", "Effective rank of penultimate features", False),
+    ("weight_norm", "L2 norm", "Parameter norm, round's end", False),
+    ("distance_from_start", "L2 distance", "Distance trained this round (end vs start)", False),
+    ("distance_from_init", "L2 distance", "Distance from the run's initial weights", False),
 )
+"""``(record field, y label, title, log scale)`` of each panel of ``diagnostics.png``, in drawing order."""
+
+_PANEL_COLUMNS = 3
 
 
 def _diagnostics_figure(result: Any) -> bytes | None:
-    """Per-round diagnostics (``--diagnostics``) of each arm, one panel per measurement recorded."""
+    """Per-round diagnostics (``--diagnostics``) of each arm, one panel per measurement recorded, in
+    rows of up to three panels."""
     rows = result.summary
     panels = [p for p in _DIAGNOSTIC_PANELS if any(p[0] in pr for row in rows for pr in row["per_round"])]
     if not panels:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), constrained_layout=True)
-    axes = [axes] if len(panels) == 1 else list(axes)
-    for ax, (key, ylabel, title, log) in zip(axes, panels, strict=True):
+    ncols = min(_PANEL_COLUMNS, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, grid = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), constrained_layout=True, squeeze=False
+    )
+    axes = [ax for line in grid for ax in line]
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (key, ylabel, title, log) in zip(axes, panels, strict=False):
         for i, row in enumerate(rows):
             pr = [p for p in row["per_round"] if p.get(key) is not None]
             if pr:
@@ -404,6 +420,12 @@ def html_report(results: list[Any], figs: list[dict[str, bytes]], title: str = "
         parts.append(_summary_html(result.summary))
         for fname, png in fig.items():
             data = base64.b64encode(png).decode()
+            if fname == "diagnostics.png":
+                parts.append(
+                    "<p class='meta'>Diagnostics (<code>--diagnostics</code>), means over seeds per round: "
+                    "gradient norms and weight change at the round's start; dormant units, feature rank "
+                    "and weights at the round's end (definitions in docs/concepts.md, Diagnostics).</p>"
+                )
             parts.append(f"<img alt='{html.escape(fname)}' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -1,11 +1,13 @@
 """Diagnostics (``--diagnostics``): gradient norms on new vs old examples, weight change at a round's start.
 
 The numbers are pinned on hand-made models whose gradients can be worked out on paper, and a real tiny
-bench checks that turning diagnostics on changes none of the numbers a run produces.
+bench checks that turning diagnostics on (every one, the plasticity ones of test_plasticity.py
+included) changes none of the numbers a run produces.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -17,8 +19,9 @@ from torch import nn
 from activews.arm import load_bench_dataset, run_arm
 from activews.bench import BenchResult, summarize
 from activews.cli import main
-from activews.config import BenchConfig
+from activews.config import ArmSpec, BenchConfig
 from activews.diagnostics import (
+    DIAGNOSTIC_GROUPS,
     DIAGNOSTICS,
     RECORD_FIELDS,
     GradNormProbe,
@@ -28,6 +31,7 @@ from activews.diagnostics import (
 )
 from activews.errors import ActivewsError
 from tests.helpers import assert_one_line, assert_same_state, snapshot
+from tests.run_helpers import TINY_FLAGS
 
 # --------------------------------------------------------------------------------------- GradNormProbe
 
@@ -226,21 +230,50 @@ def test_weight_change_needs_the_same_parameter_count():
 # ------------------------------------------------------------------------------------------ names
 
 
+ALL = ("grad_norms", "weight_change", "dormant_units", "feature_rank", "weights")
+PLASTICITY = ("dormant_units", "feature_rank", "weights", "grad_norms")
+KNOWN = (
+    "grad_norms, weight_change, dormant_units, feature_rank, weights, "
+    "plasticity (= dormant_units,feature_rank,weights,grad_norms) or all"
+)
+
+
 def test_check_diagnostics():
-    assert check_diagnostics(["all"]) == ("grad_norms", "weight_change") == tuple(DIAGNOSTICS)
-    assert check_diagnostics(["weight_change", "all", "weight_change"]) == ("weight_change", "grad_norms")
+    assert check_diagnostics(["all"]) == ALL == tuple(DIAGNOSTICS)
+    assert check_diagnostics(["weight_change", "all", "weight_change"]) == (
+        "weight_change",
+        "grad_norms",
+        "dormant_units",
+        "feature_rank",
+        "weights",
+    )
+    assert check_diagnostics(["plasticity"]) == PLASTICITY == DIAGNOSTIC_GROUPS["plasticity"]
+    assert check_diagnostics(["grad_norms", "plasticity", "weight_change"]) == (
+        "grad_norms",
+        "dormant_units",
+        "feature_rank",
+        "weights",
+        "weight_change",
+    )
+    assert set(check_diagnostics(["plasticity", "all"])) == set(ALL)
     assert check_diagnostics([]) == ()
-    with pytest.raises(ActivewsError) as exc:
-        check_diagnostics(["grad_norms", "grad_norm"])
-    message = str(exc.value)
-    assert_one_line(message)
-    assert "unknown diagnostic 'grad_norm'" in message
-    assert "grad_norms, weight_change or all" in message
+    for bad in ("grad_norm", "dormant", "Plasticity"):
+        with pytest.raises(ActivewsError) as exc:
+            check_diagnostics(["grad_norms", bad])
+        message = str(exc.value)
+        assert_one_line(message)
+        assert f"unknown diagnostic {bad!r}; choose from {KNOWN}" in message
     assert set(RECORD_FIELDS) == set(DIAGNOSTICS)
+    fields = [f for group in RECORD_FIELDS.values() for f in group]
+    assert len(fields) == len(set(fields))  # no field is recorded by two diagnostics
 
 
 def test_bench_config_diagnostics():
-    assert BenchConfig.build(diagnostics="all").diagnostics == ("grad_norms", "weight_change")
+    assert BenchConfig.build(diagnostics="all").diagnostics == ALL
+    assert BenchConfig.build(diagnostics="plasticity,weight_change").diagnostics == (
+        *PLASTICITY,
+        "weight_change",
+    )
     assert BenchConfig.build(diagnostics="weight_change").diagnostics == ("weight_change",)
     assert BenchConfig().diagnostics == ()
     with pytest.raises(ActivewsError, match="unknown diagnostic 'nope'") as exc:
@@ -253,7 +286,7 @@ def test_cli_rejects_an_unknown_diagnostic(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 2 and captured.out == ""
     assert_one_line(captured.err.rstrip("\n"))
-    assert "unknown diagnostic 'nope'; choose from grad_norms, weight_change or all" in captured.err
+    assert f"unknown diagnostic 'nope'; choose from {KNOWN}" in captured.err
     assert not (tmp_path / "run").exists()
 
 
@@ -261,7 +294,14 @@ def test_cli_rejects_an_unknown_diagnostic(tmp_path, capsys):
 
 TINY = dict(n_examples=600, rounds=3, initial=100, query_size=100, seeds=1, strategies=[])
 WALL_TIME = {"seconds", "init_seconds", "select_seconds", "cumulative_seconds"}
-DIAG_FIELDS = set(RECORD_FIELDS["grad_norms"]) | set(RECORD_FIELDS["weight_change"])
+DIAG_FIELDS = {f for fields in RECORD_FIELDS.values() for f in fields}
+START_FIELDS = set(RECORD_FIELDS["grad_norms"]) | set(RECORD_FIELDS["weight_change"])  # None in round 0
+END_FIELDS = DIAG_FIELDS - START_FIELDS  # measured on the trained model: every round has them
+ARMS = ("random", "warm", "reset_to_init")
+
+
+def arm_spec(label: str) -> ArmSpec:
+    return ArmSpec(label, label, {})
 
 
 @pytest.fixture(scope="module")
@@ -271,17 +311,17 @@ def tiny_dataset():
 
 @pytest.fixture(scope="module", params=["passive", "active"])
 def with_and_without(request, tiny_dataset):
-    """Records of the random and warm arms of one tiny stream, without and with every diagnostic."""
+    """Records of three arms of one tiny stream, without and with every diagnostic."""
     out = {}
-    for diagnostics in ((), ("grad_norms", "weight_change")):
+    for diagnostics in ((), ("all",)):
         cfg = BenchConfig.build(**TINY, stream=request.param, diagnostics=diagnostics)
-        out[diagnostics] = {arm: run_arm(cfg, tiny_dataset, arm, 0) for arm in ("random", "warm")}
-    return out[()], out[("grad_norms", "weight_change")]
+        out[diagnostics] = {arm: run_arm(cfg, tiny_dataset, arm_spec(arm), 0) for arm in ARMS}
+    return out[()], out[("all",)]
 
 
 def test_diagnostics_do_not_change_the_numbers(with_and_without):
     plain, diag = with_and_without
-    for arm in ("random", "warm"):
+    for arm in ARMS:
         assert len(plain[arm]) == len(diag[arm]) == 3
         for a, b in zip(plain[arm], diag[arm], strict=True):
             assert set(b) - set(a) == DIAG_FIELDS
@@ -293,42 +333,125 @@ def test_diagnostics_do_not_change_the_numbers(with_and_without):
 
 def test_diagnostic_fields_in_the_records(with_and_without):
     _, diag = with_and_without
-    for arm in ("random", "warm"):
+    for arm in ARMS:
         first, *later = diag[arm]
-        assert all(first[k] is None for k in DIAG_FIELDS)  # round 0: all new, no previous weights
+        assert all(first[k] is None for k in START_FIELDS)  # round 0: all new, no previous weights
         for rec in later:
             assert all(isinstance(rec[k], float) and rec[k] > 0 for k in RECORD_FIELDS["grad_norms"])
             assert rec["grad_norm_ratio"] == pytest.approx(rec["grad_norm_new"] / rec["grad_norm_old"])
+        for rec in diag[arm]:  # the plasticity fields are measured at every round's end
+            assert all(rec[k] is not None for k in END_FIELDS)
+            assert 0 <= rec["dead_fraction"] <= rec["dormant_fraction"] < 0.5
+            # mlp: the head's input is the last hidden layer (256 units), measured on all n_labeled examples
+            assert isinstance(rec["feature_rank"], int) and 1 <= rec["feature_rank"] <= rec["n_labeled"]
+            assert rec["feature_rank_fraction"] == pytest.approx(
+                rec["feature_rank"] / min(256, rec["n_labeled"])
+            )
+            assert rec["weight_norm"] > 0 and rec["distance_from_start"] > 0
+        # round 0 starts from the run's initial weights
+        assert first["distance_from_start"] == first["distance_from_init"]
     for rec in diag["warm"][1:]:
         assert rec["init_distance"] == 0.0 and rec["init_relative_distance"] == 0.0
         assert rec["init_correlation"] == pytest.approx(1.0)
         # a warm-started model already fits the old examples: new ones have the larger gradients
         assert rec["grad_norm_ratio"] > 1
+    # triangle inequality: a warm round starts from the last round's end
+    for prev, rec in zip(diag["warm"], diag["warm"][1:], strict=False):
+        assert (
+            abs(rec["distance_from_init"] - prev["distance_from_init"]) <= rec["distance_from_start"] + 1e-9
+        )
+    for rec in diag["reset_to_init"]:  # every round starts from the initial weights again
+        assert rec["distance_from_start"] == pytest.approx(rec["distance_from_init"], rel=1e-12)
     for rec in diag["random"][1:]:
         assert rec["init_distance"] > 0 and rec["init_relative_distance"] > 0.5
         assert abs(rec["init_correlation"]) < 0.1
+        assert rec["distance_from_init"] > rec["distance_from_start"]  # a fresh draw, far from round 0's
 
 
-def test_summary_and_figure_carry_the_diagnostics(with_and_without, request):
-    from activews.report import _diagnostics_figure, figures
+def test_summary_and_figure_carry_the_diagnostics(with_and_without, request, monkeypatch):
+    from activews import report
 
     plain, diag = with_and_without
     cfg = BenchConfig.build(**TINY, diagnostics="all")
-    records = [r for arm in ("random", "warm") for r in diag[arm]]
-    summary = summarize(records, ["random", "warm"])
+    records = [r for arm in ARMS for r in diag[arm]]
+    summary = summarize(records, list(ARMS))
     warm = next(row for row in summary if row["arm"] == "warm")
     assert warm["per_round"][0]["init_correlation"] is None
     assert warm["per_round"][0]["grad_norm_ratio"] is None
     for r in (1, 2):
         assert warm["per_round"][r]["init_correlation"] == pytest.approx(1.0)
         assert warm["per_round"][r]["grad_norm_ratio"] == pytest.approx(diag["warm"][r]["grad_norm_ratio"])
-    plain_records = [r for arm in ("random", "warm") for r in plain[arm]]
-    plain_summary = summarize(plain_records, ["random", "warm"])
+    for r in (0, 1, 2):  # one seed: the means are the records' values
+        for key in END_FIELDS:
+            assert warm["per_round"][r][key] == pytest.approx(diag["warm"][r][key])
+    plain_records = [r for arm in ARMS for r in plain[arm]]
+    plain_summary = summarize(plain_records, list(ARMS))
     assert not DIAG_FIELDS & set(plain_summary[0]["per_round"][1])
-    assert _diagnostics_figure(BenchResult(BenchConfig.build(**TINY), plain_records, plain_summary)) is None
-    if "passive" in request.node.callspec.id:  # the figures cost a second or two: draw them once
-        figs = figures(BenchResult(cfg, records, summary))
-        assert figs["diagnostics.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        report._diagnostics_figure(BenchResult(BenchConfig.build(**TINY), plain_records, plain_summary))
+        is None
+    )
+    if "passive" not in request.node.callspec.id:  # the figures cost a second or two: draw them once
+        return
+    figs = report.figures(BenchResult(cfg, records, summary))
+    assert figs["diagnostics.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    # every recorded measurement gets a panel, in rows of three
+    drawn = []
+    monkeypatch.setattr(report, "_png", lambda fig: drawn.append(fig) or b"png")
+    report._diagnostics_figure(BenchResult(cfg, records, summary))
+    (fig,) = drawn
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == [p[2] for p in report._DIAGNOSTIC_PANELS]
+    assert len(visible) == 9 and visible[0].get_subplotspec().get_geometry()[:2] == (3, 3)
+    assert all(
+        len(ax.get_lines()) >= len(ARMS) for ax in visible[3:]
+    )  # round 0 included: drawn for every arm
+    # only some diagnostics: only their panels, in one row
+    drawn.clear()
+    keep = set(RECORD_FIELDS["dormant_units"]) | {"n_labeled"}
+    some = [{k: v for k, v in r.items() if k not in DIAG_FIELDS or k in keep} for r in records]
+    report._diagnostics_figure(BenchResult(cfg, some, summarize(some, list(ARMS))))
+    visible = [ax for ax in drawn[0].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == [
+        "Dormant units (score <= 0.025), round's end",
+        "Dead units (never active), round's end",
+    ]
+    assert visible[0].get_subplotspec().get_geometry()[:2] == (1, 2)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_diagnostics_through_the_cli(tmp_path):
+    """A tiny bench through ``main``: the records, summary, CSV, figure and report carry the fields."""
+    folder = tmp_path / "run"
+    flags = list(TINY_FLAGS)
+    flags[flags.index("--seeds") + 1] = "2"
+    argv = ["bench", *flags, "--stream", "passive", "--diagnostics", "plasticity", "--output", str(folder)]
+    assert main([*argv, "--quiet", "--strategy", "reset_to_init"]) == 0
+    wanted = {f for name in PLASTICITY for f in RECORD_FIELDS[name]}
+    records = json.loads((folder / "records.json").read_text())
+    assert len(records) == 3 * 2 * 3  # random, warm and reset_to_init; 2 seeds; 3 rounds
+    for rec in records:
+        assert wanted <= set(rec) and not set(RECORD_FIELDS["weight_change"]) & set(rec)
+        assert all(rec[f] is not None for f in wanted - set(RECORD_FIELDS["grad_norms"]))
+        assert (rec["grad_norm_ratio"] is None) == (rec["round"] == 0)
+    header = (folder / "records.csv").read_text().splitlines()[0].split(",")
+    assert header[header.index("cumulative_seconds") + 1 :] == [
+        *RECORD_FIELDS["grad_norms"],
+        *RECORD_FIELDS["dormant_units"],
+        *RECORD_FIELDS["feature_rank"],
+        *RECORD_FIELDS["weights"],
+    ]
+    summary = json.loads((folder / "summary.json").read_text())
+    warm = next(arm for arm in summary["arms"] if arm["arm"] == "warm")
+    for r, entry in enumerate(warm["per_round"]):
+        values = [rec["weight_norm"] for rec in records if rec["arm"] == "warm" and rec["round"] == r]
+        assert len(values) == 2 and entry["weight_norm"] == pytest.approx(sum(values) / 2)
+        assert entry["dormant_fraction"] is not None and entry["feature_rank"] > 0
+    assert (folder / "diagnostics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (folder / "report.html").read_text()
+    assert "alt='diagnostics.png'" in page and "dormant units, feature rank" in page
 
 
 def test_summary_means_diagnostics_over_seeds():
