@@ -53,6 +53,14 @@ def _ci(ci: Sequence[float] | None, scale: float = 100.0, fmt: str = "{:+.2f}") 
     return "[" + ", ".join(fmt.format(c * scale) for c in ci) + "]"
 
 
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f} %"
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
 def _verdict(ci: Sequence[float] | None, better: str, worse: str, same: str = "no difference") -> str:
     """What a paired difference's 95% CI says (``better`` when it lies above 0)."""
     if not ci:
@@ -116,6 +124,9 @@ def table(result: Any) -> list[dict[str, Any]]:
                 "step_ratio_ci": s.get("compute_ratio_ci"),
                 "time_ratio": s.get("time_ratio"),
                 "reached_target": s.get("reached_target"),
+                # last round, mean over seeds
+                "dormant_fraction": s["per_round"][-1].get("dormant_fraction"),
+                "feature_rank": s["per_round"][-1].get("feature_rank"),
             }
         )
     acc = {r["arm"]: r["final_accuracy"] for r in rows}
@@ -143,8 +154,8 @@ def table(result: Any) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| arm | final accuracy | penalty vs random [95% CI] | vs random | gain over warm [95% CI] | vs warm "
-        "| step ratio | time ratio | frontier (steps / time) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| step ratio | time ratio | frontier (steps / time) | dormant units | feature rank |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         target = (
@@ -156,7 +167,8 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| `{r['arm']}`{target} | {_pts(r['final_accuracy'], signed=False)} % "
             f"| {penalty} | {r['vs_random']} | {gain} | {r['vs_warm']} "
-            f"| {r['step_ratio']:.2f} | {r['time_ratio']:.2f} | {front} |"
+            f"| {r['step_ratio']:.2f} | {r['time_ratio']:.2f} | {front} "
+            f"| {_pct(r['dormant_fraction'])} | {_num(r['feature_rank'])} |"
         )
     return lines
 
@@ -165,7 +177,14 @@ def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> 
     from activews import BenchConfig, run_bench
     from activews.results import write_run_folder
 
-    settings: dict[str, Any] = {"stream": stream, "strategies": strategies, "seeds": args.seeds}
+    settings: dict[str, Any] = {
+        "stream": stream,
+        "strategies": strategies,
+        "seeds": args.seeds,
+        # Cheap on this MLP (one extra eval pass per round; the grad-norm probe is left out of the times):
+        # where each method leaves the network, next to what it scores.
+        "diagnostics": ["plasticity"],
+    }
     if args.tiny:
         settings |= TINY
     config = BenchConfig.build(**settings)
