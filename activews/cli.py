@@ -119,7 +119,7 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--initial", "initial", {"type": int, "help": "examples labeled in round 0"}),
         ("--query-size", "query_size", {"type": int, "help": "examples added per round"}),
         ("--schedule", "schedule", {"help": "passive: labeled fractions per round, e.g. 0.5,1.0"}),
-        ("--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random | bald | badge | coreset"}),
+        ("--acquisition", "acquisition", {"help": "least_confidence | margin | entropy | random | bald | badge | coreset (see 'activews acquisitions')"}),
         ("--acquisition-param", "acquisition_params", {"action": "append", "metavar": "KEY=VALUE", "help": "acquisition parameter, e.g. samples=20 (bald)"}),
         ("--pool-subsample", "pool_subsample", {"type": int, "metavar": "N", "help": "active: choose among a seeded random N of the unlabeled pool each round"}),
         ("--label-fraction", "label_fraction", {"type": float, "metavar": "F", "help": "selective: label this top fraction of each arriving chunk"}),
@@ -145,7 +145,7 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     ],
     "diagnostics": [
         ("--counterfactual", "counterfactual", {"action": "store_const", "const": True, "help": "active/selective: also train a fresh model on each round's labeled set, splitting the gap into init and selection effects"}),
-        ("--diagnostics", "diagnostics", {"metavar": "NAME,...", "help": "record per round: grad_norms, weight_change, or all (docs/concepts.md)"}),
+        ("--diagnostics", "diagnostics", {"metavar": "NAME,...", "help": "record per round: grad_norms, weight_change, dormant_units, feature_rank, weights, plasticity (= dormant_units,feature_rank,weights,grad_norms), or all (docs/concepts.md)"}),
     ],
 }
 # fmt: on
@@ -273,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
     s.add_argument("--json", action="store_true", help="print as JSON")
+    a = sub.add_parser(
+        "acquisitions", help="list registered acquisition functions with their parameters and references"
+    )
+    a.add_argument("--json", action="store_true", help="print as JSON")
 
     r = sub.add_parser("runs", help="list, show and export stored runs")
     rsub = r.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser)
@@ -641,37 +645,119 @@ def _bound(meta: Any) -> str:
     return ""
 
 
-def cmd_strategies(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def _param_rows(params_cls: Any) -> tuple[list[str], dict[str, Any]]:
+    """A Params class as table lines (``key=default (bounds)``) and as a JSON-ready dict."""
+    fields, params = [], {}
+    for key, f in params_cls.model_fields.items():
+        bounds = [_bound(m) for m in f.metadata if _bound(m)]
+        fields.append(f"{key}={f.default!r}" + (f" ({', '.join(bounds)})" if bounds else ""))
+        params[key] = {"default": f.default, "description": f.description, "constraints": bounds}
+    return fields, params
 
-    from activews.report import strategies_table
-    from activews.strategies import STRATEGIES
 
+def _doc_parts(obj: Any) -> tuple[str, str]:
+    """The first docstring line, and the text of its ``References:`` section (joined into one line)."""
+    lines = [line.strip() for line in (getattr(obj, "__doc__", None) or "").strip().splitlines()]
+    refs = []
+    if "References:" in lines:
+        for line in lines[lines.index("References:") + 1 :]:
+            if not line:
+                break
+            refs.append(line)
+    return (lines[0].replace("``", "") if lines else ""), " ".join(refs)
+
+
+def _registry_rows(registry: Any, describe: Any, blank: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per name of ``registry``: ``describe(entry)`` and the plugin package it comes from (None
+    if built in or loaded in-process); a plugin that fails to load is a row saying why (``blank`` fills
+    the other columns), not a crash."""
     rows = []
-    for name, cls in STRATEGIES.items():
-        fields = []
-        params = {}
-        for key, f in cls.Params.model_fields.items():
-            bounds = [_bound(m) for m in f.metadata if _bound(m)]
-            fields.append(f"{key}={f.default!r}" + (f" ({', '.join(bounds)})" if bounds else ""))
-            params[key] = {"default": f.default, "description": f.description, "constraints": bounds}
-        doc = (cls.__doc__ or "").strip().splitlines()
-        rows.append(
-            {
-                "name": name,
-                "params": "\n".join(fields) or "-",
-                "parameters": params,
-                "summary": (doc[0].replace("``", "") if doc else "")
-                + (f"\nBatchNorm: {cls.batchnorm}" if cls.batchnorm else ""),
-                "reference": cls.reference,
-            }
-        )
-    if args.json:
+    for name, obj, error in registry.entries():
+        source = registry.plugin_source(name)
+        origin = f"\nfrom plugin package {source}" if source else ""
+        if error is not None:
+            rows.append(
+                {"name": name, **blank, "summary": f"failed to load: {error}"}
+                | {"plugin": source, "error": str(error)}
+            )
+            continue
+        row = describe(obj)
+        row["summary"] += origin
+        rows.append({"name": name, **row, "plugin": source})
+    return rows
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, table: Any) -> None:
+    if as_json:
         print(
             json.dumps([{k: v for k, v in r.items() if k != "params"} for r in rows], indent=2, default=str)
         )
     else:
-        Console().print(strategies_table(rows))
+        from rich.console import Console
+
+        Console().print(table(rows))
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from activews.report import strategies_table
+    from activews.strategies import STRATEGIES
+
+    def describe(cls: Any) -> dict[str, Any]:
+        fields, params = _param_rows(cls.Params)
+        summary = _doc_parts(cls)[0] + (f"\nBatchNorm: {cls.batchnorm}" if cls.batchnorm else "")
+        return {
+            "params": "\n".join(fields) or "-",
+            "parameters": params,
+            "summary": summary,
+            "reference": cls.reference,
+        }
+
+    rows = _registry_rows(STRATEGIES, describe, {"params": "-", "parameters": {}, "reference": ""})
+    _print_rows(rows, args.json, strategies_table)
+    return 0
+
+
+def _acquisitions_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Registered acquisition functions", title_justify="left", show_lines=True)
+    for col, style in (("name", "bold"), ("kind", None), ("parameters (default)", None)):
+        table.add_column(col, style=style)
+    table.add_column("what it does")
+    table.add_column("reference")
+    for r in rows:
+        table.add_row(*(escape(str(r[k])) for k in ("name", "kind", "params", "summary", "reference")))
+    return table
+
+
+def cmd_acquisitions(args: argparse.Namespace) -> int:
+    import inspect
+
+    from activews.streams import ACQUISITIONS
+    from activews.streams.acquisition import BatchSelector
+
+    def describe(entry: Any) -> dict[str, Any]:
+        summary, reference = _doc_parts(entry)
+        if inspect.isclass(entry) and issubclass(entry, BatchSelector):
+            fields, params = _param_rows(entry.Params)
+            return {
+                "kind": "selector",
+                "params": "\n".join(fields) or "-",
+                "parameters": params,
+                "summary": summary + f"\nneeds: {', '.join(sorted(entry.needs))}",
+                "reference": entry.reference or reference,
+            }
+        return {
+            "kind": "function",
+            "params": "-",
+            "parameters": {},
+            "summary": summary,
+            "reference": reference,
+        }
+
+    blank = {"kind": "-", "params": "-", "parameters": {}, "reference": ""}
+    rows = _registry_rows(ACQUISITIONS, describe, blank)
+    _print_rows(rows, args.json, _acquisitions_table)
     return 0
 
 
@@ -802,6 +888,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bench": cmd_bench,
             "reproduce": cmd_reproduce,
             "strategies": cmd_strategies,
+            "acquisitions": cmd_acquisitions,
             "runs": cmd_runs,
             "report": cmd_report,
         }

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from activews.errors import ActivewsError, format_validation_error
+from activews.plugins import check_strategy_plugin
 from activews.registry import Registry
 from activews.training import Step
 
@@ -186,7 +187,9 @@ def training_hooks(strategy: InitStrategy, ctx: InitContext) -> dict[str, Callab
     return hooks
 
 
-STRATEGIES: Registry[type[InitStrategy]] = Registry("strategy", entry_point_group="activews.strategies")
+STRATEGIES: Registry[type[InitStrategy]] = Registry(
+    "strategy", entry_point_group="activews.strategies", check=check_strategy_plugin
+)
 
 
 def register_strategy(

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from activews.errors import ActivewsError, format_validation_error
+from activews.plugins import check_acquisition_plugin
 from activews.registry import Registry
 from activews.streams.base import ProbaFn
 
@@ -235,7 +236,9 @@ class RowWise(ScoringSelector):
 
 
 Entry = Acquisition | type[BatchSelector]
-ACQUISITIONS: Registry[Entry] = Registry("acquisition", entry_point_group="activews.acquisitions")
+ACQUISITIONS: Registry[Entry] = Registry(
+    "acquisition", entry_point_group="activews.acquisitions", check=check_acquisition_plugin
+)
 E = TypeVar("E", bound=Callable[..., Any])
 
 
