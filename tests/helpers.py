@@ -50,7 +50,20 @@ def make_ctx(
         draw = int(torch.randint(0, 2**62, (1,), generator=gen))
         return build_model(name, INPUT_SHAPE, NUM_CLASSES, params, seed=draw)
 
-    return InitContext(round_index, fresh_model, initial_state, gen)
+    # Labeled data for strategies that need it (dash), from a generator of its own so that the context
+    # generator's fresh draws are the same with or without data: 48 examples, the last 16 new.
+    data = torch.Generator().manual_seed(1000 + seed)
+    x = torch.randn(48, *INPUT_SHAPE, generator=data)
+    y = torch.randint(0, NUM_CLASSES, (48,), generator=data)
+    return InitContext(
+        round_index,
+        fresh_model,
+        initial_state,
+        gen,
+        x_labeled=x,
+        y_labeled=y,
+        new_mask=torch.arange(48) >= 32,
+    )
 
 
 def first_fresh_draw(model_key: str, seed: int) -> dict[str, torch.Tensor]:

@@ -5,7 +5,18 @@ Public API::
     from activews.strategies import InitStrategy, InitContext, register_strategy, get_strategy, list_strategies
 """
 
-from activews.strategies import partial_reset, random_init, reset_to_init, shrink_perturb, warm  # noqa: F401
+from activews.strategies import (  # noqa: F401
+    continual_backprop,
+    dash,
+    l2_init,
+    partial_reset,
+    random_init,
+    redo,
+    reset_to_init,
+    scheduled,
+    shrink_perturb,
+    warm,
+)
 from activews.strategies.base import (
     STRATEGIES,
     InitContext,

@@ -16,7 +16,10 @@ from activews.registry import Registry
 from activews.strategies import STRATEGIES, InitStrategy, get_strategy, list_strategies, register_strategy
 from tests.helpers import USER_STRATEGY, assert_one_line
 
-BUILTINS = {"partial_reset", "random", "reset_to_init", "shrink_perturb", "warm"}
+BUILTINS = {
+    "partial_reset", "random", "reset_to_init", "shrink_perturb", "warm", "head_reset", "later_reset",
+    "dash", "l2_init", "redo", "continual_backprop", "scheduled",
+}  # fmt: skip
 
 # Passive, one seed, a narrow MLP: the smallest bench that still runs every arm through two rounds.
 TINY = dict(
@@ -79,8 +82,10 @@ def test_unknown_strategy_suggests_close_matches():
 
 
 def test_unknown_strategy_without_close_match_lists_the_choices():
-    with pytest.raises(UnknownNameError, match="choose one of: partial_reset, random, reset_to_init"):
+    with pytest.raises(UnknownNameError, match="choose one of: ") as exc:
         get_strategy("zzz")
+    listed = str(exc.value).split("choose one of: ", 1)[1].split(", ")
+    assert listed == sorted(list_strategies()) and {"warm", "random", "shrink_perturb"} <= set(listed)
 
 
 def test_register_strategy_rejects_duplicates_and_non_strategies(user_strategy):

@@ -1,0 +1,294 @@
+"""``continual_backprop``: utilities, ages and replacements, exactly, deterministically, and resumably."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from activews import BenchConfig
+from activews.arm import load_bench_dataset, run_arm
+from activews.errors import ActivewsError
+from activews.models import build_model
+from activews.strategies import continual_backprop as cbp_module
+from activews.strategies import make_strategy
+from activews.training import Step
+from activews.units import hidden_units, mean_abs_activation, outgoing_weight_magnitude
+from tests.helpers import INPUT_SHAPE, NUM_CLASSES, assert_one_line, first_fresh_draw, make_ctx, snapshot
+from tests.run_helpers import TINY, record_keys
+
+
+def _batch(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *INPUT_SHAPE, generator=gen), torch.randint(0, NUM_CLASSES, (n,), generator=gen)
+
+
+def _mlp(seed: int = 0) -> nn.Module:
+    return build_model("mlp", INPUT_SHAPE, NUM_CLASSES, {}, seed=seed)
+
+
+def _trained_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Step:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    return Step(1, 0, x, y, opt)
+
+
+def _state(layers: dict[str, tuple[torch.Tensor, torch.Tensor, float]], steps: int = 0) -> dict:
+    return {
+        "steps": steps,
+        "replaced": 0,
+        "units": {name: {"utility": u, "age": a, "pending": p} for name, (u, a, p) in layers.items()},
+    }
+
+
+def test_utility_is_the_running_contribution():
+    model = _mlp()
+    x, y = _batch()
+    step = _trained_step(model, x, y)
+    strategy = make_strategy("continual_backprop", {"decay": 0.9})
+    strategy.after_step(model, step, make_ctx("mlp", 0, {}))
+    state = strategy.state_dict()
+    groups = hidden_units(model)
+    activity = mean_abs_activation(model, x, [(g.name, g.activation) for g in groups])
+    for group in groups:
+        want = 0.1 * activity[group.name].float() * outgoing_weight_magnitude(group)
+        torch.testing.assert_close(state["units"][group.name]["utility"], want)
+        assert state["units"][group.name]["age"].tolist() == [1] * group.size
+        assert state["units"][group.name]["pending"] == 0.0  # nobody is mature yet
+    assert state["steps"] == 1 and state["replaced"] == 0
+
+
+def test_replaces_the_lowest_utility_mature_unit_and_nothing_else():
+    model = _mlp()
+    x, y = _batch()
+    step = _trained_step(model, x, y)
+    maturity, rate = 50, 1e-3
+    utility = torch.full((256,), 10.0)
+    utility[7] = 0.0  # the lowest by far: after one update it is 0.01 * its contribution
+    state = _state(
+        {
+            "2": (utility, torch.full((256,), maturity + 5, dtype=torch.int64), 0.9),
+            "4": (torch.zeros(256), torch.zeros(256, dtype=torch.int64), 0.0),  # young: never replaced
+        },
+        steps=100,
+    )
+    strategy = make_strategy("continual_backprop", {"maturity": maturity, "replacement_rate": rate})
+    strategy.load_state_dict(state)
+    before = snapshot(model)
+    state_before = {p: {k: v.clone() for k, v in st.items()} for p, st in step.optimizer.state.items()}
+    strategy.after_step(model, step, make_ctx("mlp", 3, {}))
+
+    fresh = first_fresh_draw("mlp", 3)
+    after = snapshot(model)
+    expected = {k: v.clone() for k, v in before.items()}
+    expected["1.weight"][7] = fresh["1.weight"][7]
+    expected["1.bias"][7] = 0.0
+    expected["3.weight"][:, 7] = 0.0
+    for k, value in expected.items():
+        assert torch.equal(after[k], value), k
+    zeroed = {"1.weight": (0, 7), "1.bias": (0, 7), "3.weight": (1, 7)}
+    for pname, param in model.named_parameters():
+        for key, old in state_before[param].items():
+            want = old.clone()
+            if pname in zeroed and key != "step":
+                dim, index = zeroed[pname]
+                want.index_fill_(dim, torch.tensor([index]), 0.0)
+            assert torch.equal(step.optimizer.state[param][key], want), (pname, key)
+
+    new_state = strategy.state_dict()
+    first = new_state["units"]["2"]
+    assert first["age"][7] == 0 and first["utility"][7] == 0.0
+    assert (first["age"][torch.arange(256) != 7] == maturity + 6).all()
+    assert first["pending"] == pytest.approx(0.9 + rate * 256 - 1)
+    second = new_state["units"]["4"]
+    assert (second["age"] == 1).all() and second["pending"] == 0.0
+    assert new_state["steps"] == 101 and new_state["replaced"] == 1 and strategy.replaced == 1
+
+
+def test_nothing_is_replaced_before_maturity_then_the_owed_count_is():
+    model = _mlp()
+    x, y = _batch()
+    step = _trained_step(model, x, y)
+    strategy = make_strategy("continual_backprop", {"maturity": 5, "replacement_rate": 1.0})
+    before = snapshot(model)
+    for _ in range(5):  # ages 1..5: none is older than 5 steps
+        strategy.after_step(model, step, make_ctx("mlp", 0, {}))
+    assert strategy.replaced == 0
+    assert all(torch.equal(v, before[k]) for k, v in snapshot(model).items())
+    strategy.after_step(model, step, make_ctx("mlp", 0, {}))  # age 6: all eligible, rate 1 replaces all
+    assert strategy.replaced == 512
+    assert model[5].weight.eq(0).all() and model[3].weight.eq(0).all()
+    assert all((layer["age"] == 0).all() for layer in strategy.state_dict()["units"].values())
+
+
+def test_replacement_rate_zero_never_replaces():
+    model = _mlp()
+    x, y = _batch()
+    step = _trained_step(model, x, y)
+    strategy = make_strategy("continual_backprop", {"maturity": 0, "replacement_rate": 0.0})
+    before = snapshot(model)
+    for _ in range(3):
+        strategy.after_step(model, step, make_ctx("mlp", 0, {}))
+    assert strategy.replaced == 0 and all(torch.equal(v, before[k]) for k, v in snapshot(model).items())
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "key"),
+    [("cnn", {"batchnorm": True, "channels": [4, 8]}, "cnn_bn"), ("resnet18", {"width": 4}, "resnet18")],
+)
+def test_replaces_units_behind_batchnorm_and_convolutions(name, params, key):
+    model = build_model(name, INPUT_SHAPE, NUM_CLASSES, params, seed=0)
+    x, y = _batch()
+    step = _trained_step(model, x, y)
+    strategy = make_strategy("continual_backprop", {"maturity": 1, "replacement_rate": 0.2})
+    ctx = make_ctx(key, 0, {})
+    strategy.after_step(model, step, ctx)
+    assert strategy.replaced == 0
+    before = snapshot(model)
+    strategy.after_step(model, step, ctx)  # every unit is 2 steps old: 20% of each layer is replaced
+    groups = hidden_units(model)
+    assert strategy.replaced == sum(int(0.2 * g.size) for g in groups) > 0
+    modules = {m: n for n, m in model.named_modules()}
+    changed = {k for k, v in snapshot(model).items() if not torch.equal(v, before[k])}
+    touched = set()
+    for g in groups:
+        if int(0.2 * g.size):
+            touched |= {f"{modules[g.incoming]}.weight", f"{modules[g.outgoing[0].layer]}.weight"}
+            touched |= {f"{modules[g.norm]}.{k}" for k in ("weight", "bias", "running_mean", "running_var")}
+            touched |= {f"{modules[g.incoming]}.bias"} if g.incoming.bias is not None else set()
+    assert changed <= touched and changed
+
+
+def test_state_round_trips_and_the_run_continues_identically():
+    x, y = _batch()
+    model = _mlp()
+    step = _trained_step(model, x, y)
+    strategy = make_strategy("continual_backprop", {"maturity": 2, "replacement_rate": 0.01})
+    ctx = make_ctx("mlp", 1, {})
+    for _ in range(4):
+        strategy.after_step(model, step, ctx)
+    assert strategy.replaced > 0
+
+    buffer = io.BytesIO()
+    torch.save(strategy.state_dict(), buffer)
+    buffer.seek(0)
+    restored = make_strategy("continual_backprop", {"maturity": 2, "replacement_rate": 0.01})
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    a, b = _state_equal(strategy.state_dict(), restored.state_dict())
+    assert a == b
+
+    twin = copy.deepcopy(model)
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    twin_opt.load_state_dict(step.optimizer.state_dict())
+    twin_step = Step(1, 0, x, y, twin_opt)
+    ctx_a, ctx_b = make_ctx("mlp", 9, {}), make_ctx("mlp", 9, {})
+    for _ in range(6):
+        strategy.after_step(model, step, ctx_a)
+        restored.after_step(twin, twin_step, ctx_b)
+    assert all(torch.equal(v, snapshot(twin)[k]) for k, v in snapshot(model).items())
+    a, b = _state_equal(strategy.state_dict(), restored.state_dict())
+    assert a == b
+
+
+def _state_equal(s1: dict, s2: dict) -> tuple:
+    def flat(s):
+        return (
+            s["steps"],
+            s["replaced"],
+            {n: (u["utility"].tolist(), u["age"].tolist(), u["pending"]) for n, u in s["units"].items()},
+        )
+
+    return flat(s1), flat(s2)
+
+
+def test_loaded_state_must_match_the_model():
+    strategy = make_strategy("continual_backprop")
+    strategy.load_state_dict(_state({"2": (torch.zeros(3), torch.zeros(3, dtype=torch.int64), 0.0)}))
+    x, y = _batch()
+    model = _mlp()
+    with pytest.raises(ActivewsError, match="checkpoint state is for units") as exc:
+        strategy.after_step(model, _trained_step(model, x, y), make_ctx("mlp", 0, {}))
+    assert_one_line(str(exc.value))
+    with pytest.raises(ActivewsError, match="expected") as exc:
+        strategy.load_state_dict({"steps": 1})
+    assert_one_line(str(exc.value))
+
+
+def test_check_model():
+    strategy = make_strategy("continual_backprop")
+    for name, params in (
+        ("mlp", {}),
+        ("paper_mlp", {}),
+        ("cnn", {"batchnorm": True}),
+        ("resnet18", {"width": 4}),
+    ):
+        strategy.check_model(build_model(name, INPUT_SHAPE, NUM_CLASSES, params))
+    with pytest.raises(ActivewsError, match="no hidden units to replace") as exc:
+        strategy.check_model(build_model("logreg", INPUT_SHAPE, NUM_CLASSES, {}))
+    assert_one_line(str(exc.value))
+    assert str(exc.value).startswith("strategy 'continual_backprop'")
+    assert strategy.init_round(model := _mlp(), make_ctx("mlp", 0, {})) is model
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"replacement_rate": -1e-5}, "replacement_rate"),
+        ({"replacement_rate": 2.0}, "replacement_rate"),
+        ({"maturity": -1}, "maturity"),
+        ({"maturity": 1.5}, "maturity"),
+        ({"decay": 1.0}, "decay"),
+        ({"decay": -0.1}, "decay"),
+    ],
+)
+def test_invalid_params_raise_one_line_errors(params, match):
+    with pytest.raises(ActivewsError, match=match) as exc:
+        make_strategy("continual_backprop", params)
+    assert_one_line(str(exc.value))
+    assert str(exc.value).startswith("strategy 'continual_backprop':")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_run_arm_replaces_units_and_resumes_exactly(tmp_path, monkeypatch):
+    replaced: list[int] = []
+    real = cbp_module.recycle_units
+
+    def spy(*args, **kwargs):
+        n = real(*args, **kwargs)
+        replaced.append(n)
+        return n
+
+    monkeypatch.setattr(cbp_module, "recycle_units", spy)
+    params = {"maturity": 20, "replacement_rate": 0.002}
+    config = BenchConfig.build(
+        **(
+            TINY
+            | {"seeds": 1, "strategies": ["continual_backprop"], "params": {"continual_backprop": params}}
+        )
+    )
+    data = load_bench_dataset(config)
+    reference = run_arm(config, data, "continual_backprop", 0)
+    assert sum(replaced) > 0
+
+    ckpt = tmp_path / "arm.pt"
+
+    def stop_after_round_0(record):
+        if record["round"] == 0:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_arm(config, data, "continual_backprop", 0, checkpoint=ckpt, on_record=stop_after_round_0)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["strategy"]["steps"] == reference[0]["steps"]
+    assert set(saved["strategy"]["units"]) == {"2", "4"}
+    resumed = run_arm(config, data, "continual_backprop", 0, checkpoint=ckpt)
+    assert record_keys(resumed) == record_keys(reference)
