@@ -721,8 +721,11 @@ def _acquisitions_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="Registered acquisition functions", title_justify="left", show_lines=True)
-    for col, style in (("name", "bold"), ("kind", None), ("parameters (default)", None)):
-        table.add_column(col, style=style)
+    # Names are what users type: never wrapped or cut, however narrow the terminal.
+    width = max((len(r["name"]) for r in rows), default=4)
+    table.add_column("name", style="bold", no_wrap=True, min_width=width)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("parameters (default)")
     table.add_column("what it does")
     table.add_column("reference")
     for r in rows:

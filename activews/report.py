@@ -154,7 +154,9 @@ def selection_table(summary: list[dict[str, Any]]) -> Table | None:
 
 def strategies_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Registered strategies", title_justify="left", show_lines=True)
-    table.add_column("name", style="bold")
+    # Names are what users type: never wrapped or cut, however narrow the terminal.
+    width = max((len(r["name"]) for r in rows), default=4)
+    table.add_column("name", style="bold", no_wrap=True, min_width=width)
     table.add_column("parameters (default)")
     table.add_column("what it does")
     table.add_column("reference")

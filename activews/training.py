@@ -31,7 +31,7 @@ __all__ = [
     "global_rng_from",
 ]
 
-_DROPOUT_TYPES = (
+DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
@@ -43,7 +43,7 @@ _DROPOUT_TYPES = (
 
 def dropout_layers(model: nn.Module) -> list[nn.Module]:
     """The dropout layers of ``model`` that drop something (``p > 0``): torch's Dropout classes."""
-    return [m for m in model.modules() if isinstance(m, _DROPOUT_TYPES) and m.p > 0]
+    return [m for m in model.modules() if isinstance(m, DROPOUT_TYPES) and m.p > 0]
 
 
 @contextlib.contextmanager

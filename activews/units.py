@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.training import DROPOUT_TYPES
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -178,14 +179,7 @@ WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, n
 """Layers that can feed or read a group of units."""
 
 _NORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_DROPOUTS: tuple[type[nn.Module], ...] = (
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
+_DROPOUTS = DROPOUT_TYPES  # the trainer seeds the masks of exactly these
 _CHANNELWISE_POOLS: tuple[type[nn.Module], ...] = (
     nn.Identity,
     nn.MaxPool1d,
@@ -374,10 +368,9 @@ def hidden_units(model: nn.Module, who: str = "unit recycling") -> list[UnitGrou
     Where they come from, in this order:
 
     1. the model's own ``hidden_units()`` method, if it has one (returning ``UnitGroup`` records: the
-       way for a custom architecture to declare its units);
-    2. :func:`resnet_units` for the built-in ResNets (``resnet18``, ``resnet18_wide``): the
-       ``conv1 -> bn1 -> relu1 -> conv2`` units inside each BasicBlock;
-    3. for an ``nn.Sequential`` (nested ones are flattened), a walk along the chain: each activation
+       way for a custom architecture to declare its units). The built-in ResNets declare theirs this
+       way, with :func:`resnet_units`: the ``conv1 -> bn1 -> relu1 -> conv2`` units inside each block;
+    2. for an ``nn.Sequential`` (nested ones are flattened), a walk along the chain: each activation
        module after a ``Linear``/``Conv1d/2d/3d`` (with an optional BatchNorm, identity or dropout in
        between) whose outputs reach another ``Linear``/conv through dropout, pooling, identity or
        ``Flatten`` modules. After ``Flatten`` each channel maps to a contiguous block of the
@@ -401,11 +394,7 @@ def hidden_units(model: nn.Module, who: str = "unit recycling") -> list[UnitGrou
                 f"{who}: {type(model).__name__}.hidden_units() must return activews.units.UnitGroup records"
             )
     else:
-        from activews.models.resnet import ResNet18
-
-        if isinstance(model, ResNet18):
-            groups = resnet_units(model)
-        elif isinstance(model, nn.Sequential):
+        if isinstance(model, nn.Sequential):
             groups = _sequential_units(model, who)
         else:
             raise ActivewsError(

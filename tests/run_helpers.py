@@ -63,3 +63,32 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+class Interrupt(Exception):
+    """Raised from an ``on_record`` callback to stop an arm after a given round."""
+
+
+def interrupt_and_resume(
+    config, data, strategy: str, checkpoint: Path, stop_after: int
+) -> tuple[dict, list, list]:
+    """Run an arm with checkpoints, stop it after round ``stop_after``, resume it.
+
+    Returns the checkpoint as saved at the stop, the resumed run's records (restored ones included) and
+    the records the resumed run computed itself.
+    """
+    import pytest
+    import torch
+
+    from activews.arm import run_arm
+
+    def stop(record: dict) -> None:
+        if record["round"] == stop_after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_arm(config, data, strategy, 0, checkpoint=checkpoint, on_record=stop)
+    saved = torch.load(checkpoint, weights_only=True)  # loads without unpickling arbitrary objects
+    computed: list = []
+    resumed = run_arm(config, data, strategy, 0, checkpoint=checkpoint, on_record=computed.append)
+    return saved, resumed, computed

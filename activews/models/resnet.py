@@ -10,6 +10,8 @@ pooling and a linear head. Module names match theirs (``conv1``, ``bn1``, ``laye
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -126,6 +128,13 @@ class ResNet18(nn.Module):
             # head at Linear(8 * width, classes) and the parameter count independent of the input size.
             self.pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
         self.linear = nn.Linear(c_in, num_classes)
+
+    def hidden_units(self) -> list[Any]:
+        """The units that unit-recycling strategies (``redo``, ``continual_backprop``) may re-initialize:
+        ``conv1 -> bn1 -> relu1 -> conv2`` inside each block (see :func:`activews.units.resnet_units`)."""
+        from activews.units import resnet_units
+
+        return list(resnet_units(self))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.add_channel:

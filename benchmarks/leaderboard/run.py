@@ -223,6 +223,10 @@ def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> 
     seconds = time.perf_counter() - start
     out = Path(args.out) / stream
     write_run_folder([result], out, plot=not args.tiny)
+    # records.csv holds every record (records.json repeats them with the active stream's selected indices,
+    # megabytes), and report.html repeats the figures: the store in --work keeps everything.
+    for name in ("records.json", "report.html"):
+        (out / name).unlink(missing_ok=True)
     print(f"[{stream}] {seconds:.0f} s", flush=True)
     return result, seconds
 

@@ -19,7 +19,7 @@ from activews.strategies import make_strategy
 from activews.training import Step
 from activews.units import hidden_units, mean_abs_activation, outgoing_weight_magnitude
 from tests.helpers import INPUT_SHAPE, NUM_CLASSES, assert_one_line, first_fresh_draw, make_ctx, snapshot
-from tests.run_helpers import TINY, record_keys
+from tests.run_helpers import TINY, interrupt_and_resume, record_keys
 
 
 def _batch(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,10 +254,6 @@ def test_invalid_params_raise_one_line_errors(params, match):
     assert str(exc.value).startswith("strategy 'continual_backprop':")
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_run_arm_replaces_units_and_resumes_exactly(tmp_path, monkeypatch):
     replaced: list[int] = []
     real = cbp_module.recycle_units
@@ -279,16 +275,9 @@ def test_run_arm_replaces_units_and_resumes_exactly(tmp_path, monkeypatch):
     reference = run_arm(config, data, "continual_backprop", 0)
     assert sum(replaced) > 0
 
-    ckpt = tmp_path / "arm.pt"
-
-    def stop_after_round_0(record):
-        if record["round"] == 0:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_arm(config, data, "continual_backprop", 0, checkpoint=ckpt, on_record=stop_after_round_0)
-    saved = torch.load(ckpt, weights_only=True)
+    saved, resumed, _ = interrupt_and_resume(
+        config, data, "continual_backprop", tmp_path / "arm.pt", stop_after=0
+    )
     assert saved["strategy"]["steps"] == reference[0]["steps"]
     assert set(saved["strategy"]["units"]) == {"2", "4"}
-    resumed = run_arm(config, data, "continual_backprop", 0, checkpoint=ckpt)
     assert record_keys(resumed) == record_keys(reference)

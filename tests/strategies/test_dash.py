@@ -16,7 +16,7 @@ from activews.errors import ActivewsError
 from activews.strategies import InitContext, get_strategy, make_strategy
 from activews.strategies.dash import Dash, direction_aware_shrink, shrinkable_layers
 from tests.helpers import INPUT_SHAPE, NUM_CLASSES, assert_one_line, assert_same_state, changed_keys, snapshot
-from tests.run_helpers import TINY, record_keys
+from tests.run_helpers import TINY, interrupt_and_resume, record_keys
 
 
 def labeled(n: int = 96, n_new: int = 32, seed: int = 11) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -297,20 +297,7 @@ def test_run_arm_shrinks_and_resumes_exactly(tmp_path):
     assert record_keys(reference)[0][3:] == record_keys(warm)[0][3:]  # round 0: no init_round
     assert [r["test_accuracy"] for r in reference[1:]] != [r["test_accuracy"] for r in warm[1:]]
 
-    ckpt = tmp_path / "arm.pt"
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_round_2(record):
-        if record["round"] == 2:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_arm(config, data, "dash", 0, checkpoint=ckpt, on_record=stop_after_round_2)
-    saved = torch.load(ckpt, weights_only=True)
+    saved, resumed, computed = interrupt_and_resume(config, data, "dash", tmp_path / "arm.pt", stop_after=2)
     assert saved["strategy"] == {"groups": [100, 100, 100]}
-    seen = []
-    resumed = run_arm(config, data, "dash", 0, checkpoint=ckpt, on_record=seen.append)
-    assert [r["round"] for r in seen] == [3]
+    assert [r["round"] for r in computed] == [3]
     assert record_keys(resumed) == record_keys(reference)

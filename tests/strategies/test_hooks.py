@@ -124,7 +124,9 @@ def test_recorded_loss_is_the_cross_entropy_alone(hook_strategy, monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_run_arm_calls_hooks_in_every_round_round_zero_included(hook_strategy, monkeypatch):
+@pytest.fixture
+def created(hook_strategy, monkeypatch) -> list[InitStrategy]:
+    """The instances of the hook strategy that code under test creates."""
     seen: list[InitStrategy] = []
     original = hook_strategy.__init__
 
@@ -133,6 +135,11 @@ def test_run_arm_calls_hooks_in_every_round_round_zero_included(hook_strategy, m
         seen.append(self)
 
     monkeypatch.setattr(hook_strategy, "__init__", remember)
+    return seen
+
+
+def test_run_arm_calls_hooks_in_every_round_round_zero_included(created):
+    seen = created
     config = BenchConfig.build(**(TINY | {"strategies": [NAME], "seeds": 1}))
     records = run_arm(config, load_bench_dataset(config), NAME, 0)
     (strat,) = seen
@@ -142,15 +149,8 @@ def test_run_arm_calls_hooks_in_every_round_round_zero_included(hook_strategy, m
         assert strat.loss_calls[r["round"]] == r["steps"]
 
 
-def test_sklearn_estimator_calls_hooks_in_every_fit(hook_strategy, monkeypatch):
-    seen: list[InitStrategy] = []
-    original = hook_strategy.__init__
-
-    def remember(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        seen.append(self)
-
-    monkeypatch.setattr(hook_strategy, "__init__", remember)
+def test_sklearn_estimator_calls_hooks_in_every_fit(created):
+    seen = created
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(120, 40)).astype(np.float32), rng.integers(0, 3, 120)
     clf = WarmStartClassifier(strategy=NAME, random_state=0, max_epochs=2)

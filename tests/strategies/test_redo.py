@@ -19,7 +19,7 @@ from activews.strategies import redo as redo_module
 from activews.training import Step
 from activews.units import dormant_scores, hidden_units, unit_activity
 from tests.helpers import INPUT_SHAPE, NUM_CLASSES, assert_one_line, first_fresh_draw, make_ctx, snapshot
-from tests.run_helpers import TINY, record_keys
+from tests.run_helpers import TINY, interrupt_and_resume, record_keys
 
 
 def _batch(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,10 +257,6 @@ def test_load_state_dict_rejects_foreign_state():
     assert_one_line(str(exc.value))
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_run_arm_recycles_and_resumes_exactly(tmp_path, monkeypatch):
     recycled: list[int] = []
     real = redo_module.recycle_units
@@ -278,17 +274,8 @@ def test_run_arm_recycles_and_resumes_exactly(tmp_path, monkeypatch):
     assert sum(recycled) > 0, "the run should recycle some units"
     assert [r["round"] for r in reference] == [0, 1, 2]
 
-    ckpt = tmp_path / "arm.pt"
-
-    def stop_after_round_0(record):
-        if record["round"] == 0:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_arm(config, data, "redo", 0, checkpoint=ckpt, on_record=stop_after_round_0)
-    saved = torch.load(ckpt, weights_only=True)
+    saved, resumed, _ = interrupt_and_resume(config, data, "redo", tmp_path / "arm.pt", stop_after=0)
     assert saved["strategy"]["steps"] == reference[0]["steps"]
-    resumed = run_arm(config, data, "redo", 0, checkpoint=ckpt)
     assert record_keys(resumed) == record_keys(reference)
 
 
