@@ -420,6 +420,8 @@ def unit_activity(model: nn.Module, groups: Sequence[UnitGroup], x: torch.Tensor
 @torch.no_grad()
 def outgoing_weight_magnitude(group: UnitGroup) -> torch.Tensor:
     """Mean |weight| of each unit's outgoing connections (over every layer, output and position reading it)."""
+    if not group.outgoing:
+        raise ActivewsError(f"unit group {group.name!r} has no layer reading its units")
     total: torch.Tensor | None = None
     count = 0
     for consumer in group.outgoing:
@@ -429,8 +431,7 @@ def outgoing_weight_magnitude(group: UnitGroup) -> torch.Tensor:
         part = per_unit.sum(dim=(0, 2))
         total = part if total is None else total + part
         count += per_unit.shape[0] * per_unit.shape[2]
-    assert total is not None
-    return total / count
+    return total / count  # type: ignore[operator]  # set by the first consumer
 
 
 @torch.no_grad()
@@ -451,7 +452,11 @@ def reinit_units(group: UnitGroup, idx: torch.Tensor, source: UnitGroup, *, outg
     if group.incoming.bias is not None:
         group.incoming.bias.index_fill_(0, idx, 0.0)
     if group.norm is not None:
-        assert source.norm is not None
+        if source.norm is None:
+            raise ActivewsError(
+                f"unit group {group.name!r}: the fresh model has no BatchNorm where the model has one; "
+                f"fresh_model() must build the same architecture"
+            )
         for attr in ("weight", "bias", "running_mean", "running_var"):
             dst, src = getattr(group.norm, attr, None), getattr(source.norm, attr, None)
             if dst is not None and src is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import Field, model_validator
@@ -128,8 +128,7 @@ class Scheduled(InitStrategy):
 
     def __init__(self, params: InitStrategy.Params | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
-        p = self.params
-        assert isinstance(p, Scheduled.Params)
+        p = cast(Scheduled.Params, self.params)
         self._base, self._per_round, reset_params = p.round_params()
         self.ordinary: InitStrategy = STRATEGIES.get(p.strategy)(self._base)
         self.resetter: InitStrategy | None = (
@@ -144,8 +143,7 @@ class Scheduled(InitStrategy):
 
     def active(self, round_index: int) -> InitStrategy:
         """The sub-strategy of round ``round_index``, with that round's parameters set."""
-        if self.is_reset_round(round_index):
-            assert self.resetter is not None
+        if self.resetter is not None and self.is_reset_round(round_index):  # resetter is None iff every is
             return self.resetter
         if round_index == 0 or not self._per_round:
             self.ordinary.params = self._base
