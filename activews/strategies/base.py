@@ -141,9 +141,13 @@ class InitStrategy:
         Its time counts as training time (it is part of the method's compute).
         """
 
-    @classmethod
-    def hooks(cls) -> tuple[bool, bool]:
-        """Whether the class overrides :meth:`loss_term` and :meth:`after_step`."""
+    def hooks(self) -> tuple[bool, bool]:
+        """Whether this strategy uses :meth:`loss_term` and :meth:`after_step` (the trainer calls only those).
+
+        By default: whether its class overrides them. A strategy that forwards the hooks to others
+        (``scheduled``) overrides this to say which ones its sub-strategies actually use.
+        """
+        cls = type(self)
         return (cls.loss_term is not InitStrategy.loss_term, cls.after_step is not InitStrategy.after_step)
 
     def check_model(self, model: nn.Module) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
@@ -37,16 +37,6 @@ def _parse(cls: type[InitStrategy], where: str, values: Mapping[str, Any]) -> In
         return cls.parse_params(values)
     except ActivewsError as exc:
         raise ActivewsError(f"{where}: {exc}") from None
-
-
-class _SubHooks:
-    """``Scheduled.hooks()``: on the class, (True, True), since it forwards both hooks; on an instance,
-    whether any of its sub-strategies overrides each hook (so the trainer calls only what is needed)."""
-
-    def __get__(self, obj: Scheduled | None, owner: type) -> Callable[[], tuple[bool, bool]]:
-        if obj is None:
-            return lambda: (True, True)
-        return obj.sub_hooks
 
 
 @register_strategy("scheduled")
@@ -124,8 +114,6 @@ class Scheduled(InitStrategy):
     batchnorm = "what the round's sub-strategy does"
     optimizer = "what the round's sub-strategy does (by default re-created every round by the trainer)"
 
-    hooks = _SubHooks()  # type: ignore[assignment]
-
     def __init__(self, params: InitStrategy.Params | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         p = cast(Scheduled.Params, self.params)
@@ -151,8 +139,8 @@ class Scheduled(InitStrategy):
             self.ordinary.params = self._per_round[min(round_index, len(self._per_round)) - 1]
         return self.ordinary
 
-    def sub_hooks(self) -> tuple[bool, bool]:
-        """Whether any sub-strategy overrides ``loss_term`` and ``after_step``."""
+    def hooks(self) -> tuple[bool, bool]:
+        """Whether any sub-strategy uses ``loss_term`` and ``after_step`` (this class forwards both)."""
         subs = [s for s in (self.ordinary, self.resetter) if s is not None]
         flags = [s.hooks() for s in subs]
         return any(f[0] for f in flags), any(f[1] for f in flags)

@@ -66,7 +66,7 @@ def _ctx(model, x, y, round_index=0):
 
 def test_base_strategies_have_no_hooks_and_cost_nothing():
     for name in ("warm", "random", "shrink_perturb", "partial_reset", "reset_to_init"):
-        assert STRATEGIES.get(name).hooks() == (False, False)
+        assert STRATEGIES.get(name)().hooks() == (False, False)
     warm = STRATEGIES.get("warm")()
     model = build_model("mlp", (40,), 10, seed=0)
     x, y = _data()

@@ -110,7 +110,7 @@ def test_invalid_lam(lam):
 def test_default_and_metadata():
     cls = get_strategy("l2_init")
     assert cls().params.lam == 1e-2
-    assert cls.hooks() == (True, False)
+    assert cls().hooks() == (True, False)
     assert "References:" in (cls.__doc__ or "") and "2308.11958" in cls.reference and cls.batchnorm
 
 

@@ -154,7 +154,11 @@ def test_hooks_and_model_check_are_those_of_the_rounds_sub_strategy(recorder, tr
     strategy = Scheduled(
         strategy=RECORDER, strategy_params={"tag": "base"}, per_round={"tag": ["r1", "r2"]}, every=3
     )
-    assert Scheduled.hooks() == (True, True)  # the class forwards both
+    # the class forwards both
+    assert (
+        Scheduled.loss_term is not InitStrategy.loss_term
+        and Scheduled.after_step is not InitStrategy.after_step
+    )
     assert strategy.hooks() == (True, True)  # this instance's sub-strategies use both
     model = trained_mlp.copy()
     step = Step(1, 0, torch.zeros(1), torch.zeros(1), torch.optim.SGD(model.parameters(), lr=0.1))
