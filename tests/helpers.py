@@ -75,3 +75,18 @@ def assert_one_line(message: str) -> None:
     """User-facing errors are a single non-empty line."""
     assert message.strip(), "empty message"
     assert "\n" not in message, f"message spans several lines: {message!r}"
+
+
+def record_returns(monkeypatch, module: object, name: str) -> list:
+    """Wrap ``module.name`` for one test: it works as before, and each call's return value is appended
+    to the returned list (e.g. how many units each ``recycle_units`` call re-initialized)."""
+    real = getattr(module, name)
+    returns: list = []
+
+    def wrapper(*args, **kwargs):
+        out = real(*args, **kwargs)
+        returns.append(out)
+        return out
+
+    monkeypatch.setattr(module, name, wrapper)
+    return returns

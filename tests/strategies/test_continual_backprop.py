@@ -18,7 +18,15 @@ from activews.strategies import continual_backprop as cbp_module
 from activews.strategies import make_strategy
 from activews.training import Step
 from activews.units import hidden_units, mean_abs_activation, outgoing_weight_magnitude
-from tests.helpers import INPUT_SHAPE, NUM_CLASSES, assert_one_line, first_fresh_draw, make_ctx, snapshot
+from tests.helpers import (
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    assert_one_line,
+    first_fresh_draw,
+    make_ctx,
+    record_returns,
+    snapshot,
+)
 from tests.run_helpers import TINY, interrupt_and_resume, record_keys
 
 
@@ -255,15 +263,7 @@ def test_invalid_params_raise_one_line_errors(params, match):
 
 
 def test_run_arm_replaces_units_and_resumes_exactly(tmp_path, monkeypatch):
-    replaced: list[int] = []
-    real = cbp_module.recycle_units
-
-    def spy(*args, **kwargs):
-        n = real(*args, **kwargs)
-        replaced.append(n)
-        return n
-
-    monkeypatch.setattr(cbp_module, "recycle_units", spy)
+    replaced = record_returns(monkeypatch, cbp_module, "recycle_units")
     params = {"maturity": 20, "replacement_rate": 0.002}
     config = BenchConfig.build(
         **(

@@ -18,7 +18,15 @@ from activews.strategies import InitContext, make_strategy
 from activews.strategies import redo as redo_module
 from activews.training import Step
 from activews.units import dormant_scores, hidden_units, unit_activity
-from tests.helpers import INPUT_SHAPE, NUM_CLASSES, assert_one_line, first_fresh_draw, make_ctx, snapshot
+from tests.helpers import (
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    assert_one_line,
+    first_fresh_draw,
+    make_ctx,
+    record_returns,
+    snapshot,
+)
 from tests.run_helpers import TINY, interrupt_and_resume, record_keys
 
 
@@ -258,15 +266,7 @@ def test_load_state_dict_rejects_foreign_state():
 
 
 def test_run_arm_recycles_and_resumes_exactly(tmp_path, monkeypatch):
-    recycled: list[int] = []
-    real = redo_module.recycle_units
-
-    def spy(*args, **kwargs):
-        n = real(*args, **kwargs)
-        recycled.append(n)
-        return n
-
-    monkeypatch.setattr(redo_module, "recycle_units", spy)
+    recycled = record_returns(monkeypatch, redo_module, "recycle_units")
     params = {"tau": 0.1, "every": 10, "at_round_start": True}
     config = BenchConfig.build(**(TINY | {"seeds": 1, "strategies": ["redo"], "params": {"redo": params}}))
     data = load_bench_dataset(config)
