@@ -12,7 +12,6 @@ exactly the numbers an uninterrupted run would have produced (on CPU).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from activews.checkpoint import CHECKPOINT_VERSION, ArmCheckpoint, cell_identity
 from activews.config import ArmSpec, BenchConfig
 from activews.data import Dataset, load_dataset
 from activews.diagnostics import (
@@ -53,7 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 # Independent random streams derived from one seed; the numbers only name the purpose.
 _MODEL0, _STREAM, _TRAIN, _INIT, _COUNTERFACTUAL = 0, 1, 2, 3, 4
 
@@ -158,28 +157,6 @@ def _optimizer_for(
     return fresh
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torn or foreign file: start the arm over rather than trust it
-        log.warning("ignoring unreadable checkpoint %s (%s); the arm restarts from round 0", path, exc)
-        return None
-    if state.get("version") != CHECKPOINT_VERSION:
-        log.warning("ignoring checkpoint %s of another version", path)
-        return None
-    return state
-
-
 def _counterfactual(
     config: BenchConfig,
     dataset: Dataset,
@@ -229,11 +206,17 @@ def run_arm(
         seed: the arm's seed.
         progress: receives :class:`ProgressEvent` s.
         checkpoint: a file path; if it exists the arm resumes after its last finished round, and a
-            checkpoint is written there after every round.
+            checkpoint is written there after every round (the one before is kept as
+            ``<name>.prev<suffix>`` until the arm ends). A checkpoint that is damaged (fails its checksum),
+            unreadable, or of another cell (arm, strategy, seed or config) is ignored with a warning,
+            and the arm continues from the previous one, or from round 0.
         on_record: called with each new round's record, after its checkpoint is written.
 
     Returns:
         All of the arm's records, restored ones included, in round order.
+
+    Raises:
+        ActivewsError: if a checkpoint cannot be written (disk full, file-size limit, ...).
     """
     spec = strategy if isinstance(strategy, ArmSpec) else config.arm_spec(strategy)
     device = resolve_device(config.device)
@@ -270,8 +253,12 @@ def run_arm(
     optimizer: torch.optim.Optimizer | None = None
     records: list[dict[str, Any]] = []
     prev: Round | None = None
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    saved = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    ckpt = (
+        ArmCheckpoint(checkpoint, cell_identity(config, spec.label, spec.strategy, spec.params, seed))
+        if checkpoint is not None
+        else None
+    )
+    saved = ckpt.load() if ckpt is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         for gen, key in ((stream_gen, "gen_stream"), (train_gen, "gen_train"), (init_gen, "gen_init")):
@@ -371,13 +358,9 @@ def run_arm(
         } | diag
         records.append(record)
         prev = rnd
-        if ckpt_path is not None:
-            _save_checkpoint(
-                ckpt_path,
+        if ckpt is not None:
+            ckpt.save(
                 {
-                    "version": CHECKPOINT_VERSION,
-                    "arm": spec.label,
-                    "seed": seed,
                     "round": r,
                     "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                     "optimizer": optimizer.state_dict() if train_cfg.keep_optimizer_state else None,
@@ -396,6 +379,8 @@ def run_arm(
         log.info("%s seed %d round %d: acc %.4f, %d steps", spec.label, seed, r, test_acc, stats.steps)
         if progress:
             progress(ProgressEvent("round_end", spec.label, seed, r, stream.num_rounds, record))
+    if ckpt is not None:
+        ckpt.discard_previous()  # the newest checkpoint holds every round now
     if progress:
         progress(ProgressEvent("arm_end", spec.label, seed, stream.num_rounds - 1, stream.num_rounds))
     return records

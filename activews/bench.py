@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,11 @@ from activews.arm import (
 from activews.config import BenchConfig
 from activews.data import Dataset
 from activews.errors import ActivewsError
-from activews.executors import Cell, execute_cells
-from activews.store import RunStore, is_run_folder
+from activews.executors import CELL_THREADS, Cell, execute_cells
+from activews.runlock import LOCK_FILE, RunLock
+from activews.store import STORE_FILE, RunStore, is_run_folder
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BenchResult",
@@ -113,6 +119,7 @@ def run_experiments(
     executor: str = "local",
     address: str | None = None,
     meta: dict[str, str] | None = None,
+    threads: int = CELL_THREADS,
 ) -> list[BenchResult]:
     """Run (or resume) several experiments into one run folder; one :class:`BenchResult` each.
 
@@ -128,9 +135,17 @@ def run_experiments(
         address: a Ray cluster address (``executor="ray"``); a local Ray starts when omitted.
         meta: extra ``key: value`` strings stored in a new run's ``meta`` table (``activews reproduce``
             records its protocol there).
+        threads: torch intra-op threads of every cell, in this process or a worker (results depend on
+            it, so it is recorded with the run and a resume with another value is refused).
+
+    One process at a time runs in a folder: a second one is refused (see :class:`RunLock`). An
+    interrupt (``KeyboardInterrupt``; SIGTERM where the caller turns it into
+    :class:`~activews.workers.Terminated`) stops every worker and propagates; the run resumes later.
     """
     if not experiments:
         raise ActivewsError("nothing to run: no experiments")
+    if threads < 1:
+        raise ActivewsError(f"threads must be >= 1, got {threads}")
     if output is None:
         with tempfile.TemporaryDirectory(prefix="activews-") as tmp:
             results = run_experiments(
@@ -142,12 +157,15 @@ def run_experiments(
                 executor=executor,
                 address=address,
                 meta=meta,
+                threads=threads,
             )
             for r in results:
                 r.folder = None
             return results
     start = time.perf_counter()
     folder = Path(output)
+    # Tensors the caller passed travel to workers; built-in datasets are re-loaded there (cheaper).
+    given = set(datasets or {})
     datasets = dict(datasets or {})
     configs = {i: cfg for i, (_, cfg) in enumerate(experiments)}
     if executor == "ray":
@@ -161,43 +179,85 @@ def run_experiments(
         if i not in datasets:
             datasets[i] = load_bench_dataset(cfg)
         check_fits(cfg, datasets[i])
-    given = {i for i in range(len(experiments)) if i in (datasets or {})}
     run_config = {
         "experiments": [
             {"label": label, "config": cfg.model_dump(mode="json")} for label, cfg in experiments
         ],
         "datasets": [dataset_fingerprint(datasets[i]) for i in range(len(experiments))],
     }
-    store = _open_store(folder, run_config, experiments, meta)
-    try:
-        done_rounds = len(store.records())
-        todo = [Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"]
-    finally:
-        store.close()
     # Rounds per arm come from the stream (``rounds=0`` runs until the pool is used up).
     num_rounds = {
         i: make_stream(cfg, len(datasets[i].y_train), torch.Generator()).num_rounds
         for i, cfg in configs.items()
     }
-    total = sum(len(cfg.arms) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
-    if progress:
-        progress(ProgressEvent("start", "", -1, done_rounds, total))
-    # Tensors the caller passed travel to workers; built-in datasets are re-loaded there (cheaper).
-    execute_cells(
-        folder,
-        todo,
-        configs,
-        datasets={i: datasets[i] for i in given} if given else None,
-        workers=workers,
-        executor=executor,
-        address=address,
-        progress=progress,
-        num_rounds=num_rounds,
-    )
-    results = load_results(folder)
+    with _claim(folder):
+        store = _open_store(folder, run_config, experiments, meta, threads)
+        try:
+            done_rounds = len(store.records())
+            todo = [Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"]
+        finally:
+            store.close()
+        total = sum(len(cfg.arms) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
+        if progress:
+            progress(ProgressEvent("start", "", -1, done_rounds, total))
+        execute_cells(
+            folder,
+            todo,
+            configs,
+            datasets={i: datasets[i] for i in given},
+            workers=workers,
+            executor=executor,
+            address=address,
+            progress=progress,
+            num_rounds=num_rounds,
+            threads=threads,
+        )
+        results = load_results(folder)
     for r in results:
         r.seconds = time.perf_counter() - start
     return results
+
+
+_SETUP_DIR = ".setup"
+"""Where a new run's store is built before it is renamed into place (a store in the folder is complete)."""
+
+
+@contextmanager
+def _claim(folder: Path) -> Iterator[RunLock]:
+    """Create ``folder`` if needed and hold its run lock; refuse a folder that holds something else."""
+    from activews.results import PROBE_PREFIX, prepare_output_dir
+
+    def ours(name: str) -> bool:  # what a run that never finished its set-up (or is starting) leaves
+        return name in (LOCK_FILE, _SETUP_DIR) or name.startswith(PROBE_PREFIX)
+
+    if folder.is_dir() and not is_run_folder(folder) and all(ours(p.name) for p in folder.iterdir()):
+        pass  # empty, or left by an interrupted set-up: reusable
+    elif not is_run_folder(folder):
+        prepare_output_dir(folder)  # one-line errors: a file, a non-empty folder, not writable
+    with RunLock(folder) as lock:
+        yield lock
+
+
+def _never_started(folder: Path) -> bool:
+    """A store without a config and without records: left by a set-up that failed (older versions)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{folder / STORE_FILE}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" in tables and conn.execute("SELECT 1 FROM meta WHERE key = 'config'").fetchone():
+                return False
+            return "records" not in tables or not conn.execute("SELECT 1 FROM records LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # damaged: reading it gives the user a clear error; never delete it
+
+
+def _remove_store(folder: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (folder / (STORE_FILE + suffix)).unlink(missing_ok=True)
 
 
 def _open_store(
@@ -205,43 +265,102 @@ def _open_store(
     run_config: dict[str, Any],
     experiments: Sequence[tuple[str, BenchConfig]],
     meta: dict[str, str] | None = None,
+    threads: int = CELL_THREADS,
 ) -> RunStore:
-    if is_run_folder(folder):
-        store = RunStore(folder)
-        old = store.run_config()
-        if old != json.loads(json.dumps(run_config)):
-            store.close()
-            raise ActivewsError(_mismatch_message(folder, old, run_config))
-        # Equal configs can still name their arms differently: a sweep's parameter order makes the labels.
-        for (_, _, stored), (_, cfg) in zip(store.experiments(), experiments, strict=True):
-            old_arms = BenchConfig.from_stored(stored).arms
-            if old_arms != cfg.arms:
-                store.close()
-                raise ActivewsError(
-                    f"run folder {str(folder)!r} names its arms {', '.join(old_arms[2:4])}, ... but this run "
-                    f"would name them {', '.join(cfg.arms[2:4])}, ...; give the --sweep flags in the order "
-                    f"the run used, or continue it with 'activews bench --resume {folder}'"
-                )
-        return store
-    from activews.results import prepare_output_dir
+    """Open the run's store (checking that it holds this run), or create it; call with the run lock held."""
+    from activews.results import atomic_write
 
-    prepare_output_dir(folder)
-    store = RunStore(folder, create=True)
+    if is_run_folder(folder) and _never_started(folder):
+        log.info("%s: replacing the store of a run whose set-up did not finish", folder)
+        _remove_store(folder)
+    if not is_run_folder(folder):
+        _create_store(folder, run_config, experiments, meta, threads)
+    store = RunStore(folder)
+    try:
+        _check_same_run(store, folder, run_config, experiments, threads)
+        if not (folder / "config.json").exists():
+            # For people browsing the folder; the store holds the authoritative copy.
+            shown = run_config["experiments"][0]["config"] if len(experiments) == 1 else run_config["experiments"]
+            atomic_write(folder / "config.json", json.dumps(shown, indent=2))
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _check_same_run(
+    store: RunStore,
+    folder: Path,
+    run_config: dict[str, Any],
+    experiments: Sequence[tuple[str, BenchConfig]],
+    threads: int,
+) -> None:
+    old = store.run_config()
+    if old != json.loads(json.dumps(run_config)):
+        raise ActivewsError(_mismatch_message(folder, old, run_config))
+    # Equal configs can still name their arms differently: a sweep's parameter order makes the labels.
+    for (_, _, stored), (_, cfg) in zip(store.experiments(), experiments, strict=True):
+        old_arms = BenchConfig.from_stored(stored).arms
+        if old_arms != cfg.arms:
+            raise ActivewsError(
+                f"run folder {str(folder)!r} names its arms {', '.join(old_arms[2:4])}, ... but this run "
+                f"would name them {', '.join(cfg.arms[2:4])}, ...; give the --sweep flags in the order "
+                f"the run used, or continue it with 'activews bench --resume {folder}'"
+            )
+    stored_threads = store.meta().get("threads")
+    if stored_threads is None:
+        log.warning(
+            "%s was started by an older activews that did not record its thread count; resumed rounds "
+            "may differ from its earlier ones in the last digits",
+            folder,
+        )
+    elif int(stored_threads) != threads:
+        raise ActivewsError(
+            f"run folder {str(folder)!r} was run with {stored_threads} torch thread(s) per cell and this "
+            f"run would use {threads}; numbers depend on it: resume with threads={stored_threads}, or "
+            "choose another --output"
+        )
+
+
+def _create_store(
+    folder: Path,
+    run_config: dict[str, Any],
+    experiments: Sequence[tuple[str, BenchConfig]],
+    meta: dict[str, str] | None,
+    threads: int,
+) -> None:
+    """Build the store in ``.setup/`` and rename it into place: the folder holds a complete store or none."""
+    import shutil
+    import sqlite3
+
+    from activews.results import write_failure
+
+    setup = folder / _SETUP_DIR
+    shutil.rmtree(setup, ignore_errors=True)
     cells = [
         (i, spec.label, seed, spec.strategy, spec.params)
         for i, (_, cfg) in enumerate(experiments)
         for seed in cfg.seeds
         for spec in cfg.arm_specs
     ]
-    store.initialize(
-        run_config, [(label, cfg.model_dump(mode="json")) for label, cfg in experiments], cells, meta
-    )
-    from activews.results import atomic_write
-
-    # For people browsing the folder; the store holds the authoritative copy.
-    shown = run_config["experiments"][0]["config"] if len(experiments) == 1 else run_config["experiments"]
-    atomic_write(folder / "config.json", json.dumps(shown, indent=2))
-    return store
+    try:
+        setup.mkdir()
+        with RunStore(setup, create=True) as store:
+            store.initialize(
+                run_config,
+                [(label, cfg.model_dump(mode="json")) for label, cfg in experiments],
+                cells,
+                {"threads": str(threads), **(meta or {})},
+            )
+        os.replace(setup / STORE_FILE, folder / STORE_FILE)
+        shutil.rmtree(setup, ignore_errors=True)
+    except (OSError, sqlite3.Error) as exc:
+        shutil.rmtree(setup, ignore_errors=True)
+        then = "then run the same command again"
+        raise ActivewsError(write_failure("the run store in", folder, exc, then)) from None
+    except BaseException:
+        shutil.rmtree(setup, ignore_errors=True)
+        raise
 
 
 def _mismatch_message(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -12,7 +12,8 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,15 @@ from activews.data import Dataset
 from activews.errors import ActivewsError
 from activews.plugins import load_plugin, loaded_plugins
 from activews.store import RunStore
+from activews.workers import WorkerPool
 
-__all__ = ["Cell", "run_cell", "execute_cells", "checkpoint_path", "EXECUTORS"]
+__all__ = ["Cell", "run_cell", "execute_cells", "checkpoint_path", "EXECUTORS", "CELL_THREADS"]
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
+RAY_LOCAL_ADDRESS = "127.0.0.1"
+"""The interface a Ray instance started by activews (no ``--address``) listens on."""
 
 
 @dataclass(frozen=True)
@@ -61,28 +65,49 @@ def _dataset_for(config: BenchConfig) -> Dataset:
     return _DATASETS[key]
 
 
+CELL_THREADS = 1
+"""Torch intra-op threads of every cell, serial or in a worker: results depend on the thread count, so
+it is fixed (and recorded with the run) rather than taken from the machine's cores."""
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_cell(
     folder: str | Path,
     cell: Cell,
     config: BenchConfig,
     dataset: Dataset | None = None,
     progress: ProgressFn | None = None,
+    threads: int = CELL_THREADS,
 ) -> int:
-    """Run (or resume) one cell, committing every round to the store in ``folder``; returns rounds run."""
+    """Run (or resume) one cell, committing every round to the store in ``folder``; returns rounds run.
+
+    The cell trains with ``threads`` torch intra-op threads, whichever process runs it, so a serial
+    run and parallel workers produce identical records.
+    """
     folder = Path(folder)
     store = RunStore(folder)
     try:
         ckpt = checkpoint_path(folder, cell)
         ckpt.parent.mkdir(exist_ok=True)
-        records = run_arm(
-            config,
-            dataset if dataset is not None else _dataset_for(config),
-            cell.arm,
-            cell.seed,
-            progress=progress,
-            checkpoint=ckpt,
-            on_record=lambda rec: store.commit_round(cell.experiment, rec),
-        )
+        with _torch_threads(threads):
+            records = run_arm(
+                config,
+                dataset if dataset is not None else _dataset_for(config),
+                cell.arm,
+                cell.seed,
+                progress=progress,
+                checkpoint=ckpt,
+                on_record=lambda rec: store.commit_round(cell.experiment, rec),
+            )
         # A crash between a checkpoint and its commit leaves rounds only in the checkpoint: commit them.
         if store.done_rounds(cell.experiment, cell.arm, cell.seed) < len(records):
             for rec in records:
@@ -92,20 +117,6 @@ def run_cell(
         return len(records)
     finally:
         store.close()
-
-
-def _init_worker(plugins: Sequence[str], threads: int) -> None:
-    torch.set_num_threads(threads)
-    for spec in plugins:
-        load_plugin(spec)
-
-
-def _worker_cell(folder: str, cell: Cell, config_json: dict[str, Any], dataset: Dataset | None) -> int:
-    return run_cell(folder, cell, BenchConfig.model_validate(config_json), dataset)
-
-
-def _threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 class _StorePoller:
@@ -151,11 +162,17 @@ def execute_cells(
     address: str | None = None,
     progress: ProgressFn | None = None,
     num_rounds: dict[int, int] | None = None,
+    threads: int = CELL_THREADS,
 ) -> None:
     """Run ``cells`` with the chosen executor; every round lands in the store in ``folder``.
 
     ``num_rounds`` (rounds per arm, by experiment) sizes the progress display; it defaults to
     ``config.num_rounds``, which is unknown (0) for ``rounds=0`` until the pool size is known.
+    ``threads`` is every cell's torch thread count (see :data:`CELL_THREADS`).
+
+    An interrupt (``KeyboardInterrupt``, or :class:`~activews.workers.Terminated` from a SIGTERM
+    handler) stops every worker process within seconds and is re-raised; the rounds already committed
+    stay in the store and the run resumes from them.
     """
     datasets = datasets or {}
     if workers < 1:
@@ -166,60 +183,43 @@ def execute_cells(
         return
     if executor == "local" and workers == 1:
         for cell in cells:
-            run_cell(folder, cell, configs[cell.experiment], datasets.get(cell.experiment), progress)
+            run_cell(folder, cell, configs[cell.experiment], datasets.get(cell.experiment), progress, threads)
         return
     # Cheapest last: warm arms train far fewer steps, so they fill the gaps at the end (better balance).
     cells = sorted(cells, key=lambda c: c.arm == "warm")
     poller = _StorePoller(folder, progress, num_rounds or {e: c.num_rounds for e, c in configs.items()})
     try:
         if executor == "ray":
-            _execute_ray(folder, cells, configs, datasets, workers, address, poller)
+            _execute_ray(folder, cells, configs, datasets, workers, address, poller, threads)
         else:
-            _execute_pool(folder, cells, configs, datasets, workers, poller)
+            tasks = [
+                (
+                    str(folder),
+                    cell,
+                    configs[cell.experiment].model_dump(mode="json"),
+                    datasets.get(cell.experiment),
+                    threads,
+                )
+                for cell in cells
+            ]
+            n = min(workers, len(cells))
+            with WorkerPool(n, _worker_cell, load_plugins, (loaded_plugins(),)) as pool:
+                pool.run(tasks, on_wait=poller.poll)
         poller.poll()
     finally:
         poller.close()
 
 
-def _execute_pool(
-    folder: Path,
-    cells: Sequence[Cell],
-    configs: dict[int, BenchConfig],
-    datasets: dict[int, Dataset],
-    workers: int,
-    poller: _StorePoller,
-) -> None:
-    import multiprocessing
+def load_plugins(plugins: Sequence[str]) -> None:
+    """Import the plugins of the parent process (in a worker or a Ray task, before its first cell)."""
+    for spec in plugins:
+        load_plugin(spec)
 
-    # spawn, not fork: forking a process that already ran torch's thread pools can deadlock.
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(cells)),
-        mp_context=ctx,
-        initializer=_init_worker,
-        initargs=(loaded_plugins(), _threads_per_worker(workers)),
-    )
-    try:
-        futures = [
-            pool.submit(
-                _worker_cell,
-                str(folder),
-                cell,
-                configs[cell.experiment].model_dump(mode="json"),
-                datasets.get(cell.experiment),
-            )
-            for cell in cells
-        ]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-            poller.poll()
-            for fut in done:
-                fut.result()  # re-raise a worker's error here
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+
+def _worker_cell(
+    folder: str, cell: Cell, config_json: dict[str, Any], dataset: Dataset | None, threads: int
+) -> int:
+    return run_cell(folder, cell, BenchConfig.model_validate(config_json), dataset, threads=threads)
 
 
 def _execute_ray(
@@ -230,6 +230,7 @@ def _execute_ray(
     workers: int,
     address: str | None,
     poller: _StorePoller,
+    threads: int,
 ) -> None:
     try:
         import ray
@@ -239,14 +240,18 @@ def _execute_ray(
     if started_here:
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        else:  # a private local instance: reachable from this machine only
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                _node_ip_address=RAY_LOCAL_ADDRESS,
+            )
     try:
         # One GPU per task when a cell trains on CUDA, so Ray spreads cells over the cluster's GPUs.
         wants_gpu = any(configs[c.experiment].device.startswith("cuda") for c in cells)
         remote = ray.remote(num_cpus=1, num_gpus=1 if wants_gpu else 0)(_ray_cell)
         plugins = loaded_plugins()
-        threads = 1 if address else _threads_per_worker(workers)
         refs = [
             remote.remote(
                 str(folder),
@@ -280,5 +285,5 @@ def _ray_cell(
     plugins: list[str],
     threads: int,
 ) -> int:
-    _init_worker(plugins, threads)
-    return _worker_cell(folder, cell, config_json, dataset)
+    load_plugins(plugins)
+    return _worker_cell(folder, cell, config_json, dataset, threads)

@@ -7,6 +7,7 @@ half-written file, and a folder that already holds a run is never overwritten.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -21,6 +22,7 @@ __all__ = [
     "prepare_output_dir",
     "check_writable_file",
     "atomic_write",
+    "write_failure",
     "write_run_folder",
     "to_jsonable",
     "records_csv",
@@ -64,25 +66,83 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+_FIX_BY_ERRNO = {
+    errno.ENOSPC: "free space on that disk",
+    getattr(errno, "EDQUOT", -1): "free space on that disk (you are over your quota)",
+    errno.EFBIG: "raise the file-size limit (ulimit -f) or free space",
+    errno.EROFS: "make the folder writable (it is on a read-only file system)",
+    errno.EACCES: "make the folder writable",
+    errno.EPERM: "make the folder writable",
+    errno.ENOENT: "check that the folder exists",
+}
+# SQLite's primary result codes (the low byte of an extended code).
+_FIX_BY_SQLITE_CODE = {
+    13: "free space on that disk (or raise the file-size limit, ulimit -f)",  # SQLITE_FULL
+    10: "free space on that disk (or raise the file-size limit, ulimit -f) and check the disk",  # SQLITE_IOERR
+    8: "make the folder writable",  # SQLITE_READONLY
+    14: "make the folder writable",  # SQLITE_CANTOPEN
+    5: "stop the other process that writes to it",  # SQLITE_BUSY
+    6: "stop the other process that writes to it",  # SQLITE_LOCKED
+}
+
+
+def write_failure(what: str, path: str | Path, exc: BaseException, then: str) -> str:
+    """One line for a failed write: what, where, why, and the fix (``then``: how to continue after it).
+
+    ``exc`` is the ``OSError`` or ``sqlite3.Error`` that stopped the write, e.g.
+    ``cannot write checkpoint 'runs/x/checkpoints/e0-warm-s0.pt' (No space left on device); free
+    space on that disk, then resume with 'activews bench --resume runs/x'``.
+    """
+    if isinstance(exc, OSError):
+        cause = exc.strerror or str(exc) or type(exc).__name__
+        fix = _FIX_BY_ERRNO.get(exc.errno or 0, "check the disk and free space on it")
+    else:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        code = getattr(exc, "sqlite_errorcode", None)
+        fix = _FIX_BY_SQLITE_CODE.get((code or 0) & 0xFF, "check the disk and free space on it")
+        if code is None and "full" in cause:
+            fix = _FIX_BY_SQLITE_CODE[13]
+    return f"cannot write {what} {str(path)!r} ({cause}); {fix}, {then}"
+
+
+def atomic_write(
+    path: Path, data: str | bytes, *, what: str = "file", then: str = "then run the command again"
+) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename.
+
+    Raises:
+        ActivewsError: if it cannot be written (disk full, read-only folder, ...): one line naming
+            ``path``, the cause and the fix (``then`` says how to continue after the fix); no
+            temporary file is left behind.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for sharing
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for sharing
             fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                Path(tmp).unlink(missing_ok=True)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise ActivewsError(write_failure(what, path, exc, then)) from None
         raise
+
+
+PROBE_PREFIX = ".activews-probe-"
+"""Prefix of the short-lived file that checks a folder is writable."""
 
 
 def _probe_writable(folder: Path, what: str, fix: str) -> None:
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".activews-probe-")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -150,10 +210,14 @@ def write_run_folder(results: list[Any], folder: str | Path, *, plot: bool = Tru
 
     folder = Path(folder)
     written: list[Path] = []
+    then = f"then write them again with 'activews report {folder}'"  # the store holds every round
 
     def put(path: Path, data: str | bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ActivewsError(write_failure("results folder", path.parent, exc, then)) from None
+        atomic_write(path, data, what="results file", then=then)
         written.append(path)
 
     sweep = len(results) > 1

@@ -17,7 +17,7 @@ from typing import Any
 
 from activews.errors import ActivewsError
 
-__all__ = ["RunStore", "STORE_FILE", "SCHEMA_VERSION", "is_run_folder"]
+__all__ = ["RunStore", "StoreError", "STORE_FILE", "SCHEMA_VERSION", "is_run_folder"]
 
 STORE_FILE = "store.sqlite"
 SCHEMA_VERSION = 1
@@ -59,6 +59,20 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
+_DAMAGED_FIX = (
+    "restore store.sqlite from a backup, or delete the folder {folder!r} (or choose another --output) "
+    "and run again"
+)
+
+
+class StoreError(ActivewsError):
+    """A run store that cannot be read (empty, damaged, locked); ``reason`` says why in a few words."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def is_run_folder(folder: str | Path) -> bool:
     return (Path(folder) / STORE_FILE).is_file()
 
@@ -73,25 +87,66 @@ class RunStore:
             raise ActivewsError(f"{str(self.folder)!r} is not an activews run folder (no {STORE_FILE})")
         try:
             self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise ActivewsError(f"cannot open run store {str(self.path)!r}: {exc}") from None
+        try:
+            if not create:
+                # Before the WAL pragma, which would write to the file: an empty (0-byte) or foreign
+                # SQLite file opens as a database without our tables, and reading it must say so.
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                missing = [t for t in ("meta", "experiments", "cells", "records") if t not in tables]
+                if missing:
+                    reason = "empty store" if not tables else f"no {', '.join(missing)} table"
+                    raise StoreError(
+                        f"run store {str(self.path)!r} is "
+                        + ("empty" if not tables else f"damaged ({reason})")
+                        + f" and holds no run; {_DAMAGED_FIX.format(folder=str(self.folder))}",
+                        reason,
+                    )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA busy_timeout=60000")
             if create:
                 self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ActivewsError(f"cannot open run store {str(self.path)!r}: {exc}") from None
+            self.conn.close()
+            raise self._read_failure(exc) from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     # ---------------------------------------------------------------------------------------- helpers
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE ... COMMIT`` (rolled back on any error)."""
+        """``BEGIN IMMEDIATE ... COMMIT`` (rolled back on any error, a failed ``COMMIT`` included)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (e.g. on a full disk); a second ROLLBACK would then
+            # raise and hide the error that matters.
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self, then: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A :meth:`transaction` whose disk failures (full, I/O error, read-only) become one-line errors."""
+        try:
+            with self.transaction() as c:
+                yield c
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise  # a bug, not the disk
+        except sqlite3.DatabaseError as exc:
+            from activews.results import write_failure
+
+            then = then or f"then resume with 'activews bench --resume {self.folder}'"
+            raise ActivewsError(write_failure("run store", self.path, exc, then)) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -118,7 +173,9 @@ class RunStore:
         from activews import __version__
 
         now = time.time()
-        with self.transaction() as c:
+        # If this fails nothing is stored (the transaction rolls back): the run starts over.
+        fresh = "then run again (or choose another --output)"
+        with self._writing(fresh) as c:
             c.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [
@@ -144,7 +201,7 @@ class RunStore:
 
     def commit_round(self, experiment: int, record: dict[str, Any]) -> None:
         """Commit one finished round (idempotent: a re-run round replaces its earlier row)."""
-        with self.transaction() as c:
+        with self._writing() as c:
             c.execute(
                 "INSERT OR REPLACE INTO records (experiment, arm, seed, round, test_accuracy, steps, seconds, data, "
                 "committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -167,30 +224,64 @@ class RunStore:
             )
 
     def mark_done(self, experiment: int, arm: str, seed: int) -> None:
-        with self.transaction() as c:
+        with self._writing() as c:
             c.execute(
                 "UPDATE cells SET status = 'done', updated_at = ? WHERE experiment = ? AND arm = ? AND seed = ?",
                 (time.time(), experiment, arm, seed),
             )
 
     # ---------------------------------------------------------------------------------------- reading
+    def _read_failure(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """One line for a store that cannot be read: locked by another process, or damaged."""
+        if "locked" in str(exc) or "busy" in str(exc):
+            return StoreError(
+                f"run store {str(self.path)!r} is locked by another process ({exc}); wait for it to finish "
+                f"and try again",
+                str(exc),
+            )
+        return StoreError(
+            f"cannot read run store {str(self.path)!r} ({exc}): the file is damaged or not an activews "
+            f"store; {_DAMAGED_FIX.format(folder=str(self.folder))}",
+            str(exc),
+        )
+
+    def _rows(self, sql: str, args: Any = ()) -> list[Any]:
+        """``SELECT`` rows; a damaged or unreadable store is a one-line :class:`StoreError`."""
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._read_failure(exc) from None
+
+    def _damaged(self, what: str) -> StoreError:
+        return StoreError(
+            f"run store {str(self.path)!r} holds a damaged {what}; {_DAMAGED_FIX.format(folder=str(self.folder))}",
+            f"damaged {what}",
+        )
+
+    def _json(self, text: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError):
+            raise self._damaged(f"{what} (not JSON)") from None
+
     def meta(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        return dict(self._rows("SELECT key, value FROM meta"))
 
     def run_config(self) -> dict[str, Any]:
         value = self.meta().get("config")
         if value is None:
             raise ActivewsError(f"run store {str(self.path)!r} has no config; the run was never started")
-        return json.loads(value)
+        config = self._json(value, "run config")
+        if not isinstance(config, dict) or not isinstance(config.get("experiments"), list):
+            raise self._damaged("run config")
+        return config
 
     def experiments(self) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = self.conn.execute(
-            "SELECT experiment, label, config FROM experiments ORDER BY experiment"
-        ).fetchall()
-        return [(e, label, json.loads(cfg)) for e, label, cfg in rows]
+        rows = self._rows("SELECT experiment, label, config FROM experiments ORDER BY experiment")
+        return [(e, label, self._json(cfg, "experiment config")) for e, label, cfg in rows]
 
     def cells(self) -> list[dict[str, Any]]:
-        cur = self.conn.execute(
+        rows = self._rows(
             "SELECT experiment, arm, seed, strategy, params, status, rounds_done FROM cells "
             "ORDER BY experiment, seed, rowid"
         )
@@ -200,11 +291,11 @@ class RunStore:
                 "arm": a,
                 "seed": s,
                 "strategy": st,
-                "params": json.loads(p),
+                "params": self._json(p, "cell"),
                 "status": status,
                 "rounds_done": done,
             }
-            for e, a, s, st, p, status, done in cur.fetchall()
+            for e, a, s, st, p, status, done in rows
         ]
 
     def records(self, experiment: int | None = None, since_seq: int = 0) -> list[dict[str, Any]]:
@@ -217,19 +308,19 @@ class RunStore:
         if experiment is not None:
             query += " AND experiment = ?"
             args.append(experiment)
-        rows = self.conn.execute(query + " ORDER BY seq", args).fetchall()
-        return [json.loads(data) | {"experiment": e, "seq": seq} for seq, e, data in rows]
+        rows = self._rows(query + " ORDER BY seq", args)
+        return [self._json(data, "record") | {"experiment": e, "seq": seq} for seq, e, data in rows]
 
     def done_rounds(self, experiment: int, arm: str, seed: int) -> int:
-        row = self.conn.execute(
+        (row,) = self._rows(
             "SELECT COUNT(*) FROM records WHERE experiment = ? AND arm = ? AND seed = ?",
             (experiment, arm, seed),
-        ).fetchone()
+        )
         return int(row[0])
 
     def progress(self) -> tuple[int, int]:
         """``(cells done, cells total)``."""
-        done, total = self.conn.execute("SELECT SUM(status = 'done'), COUNT(*) FROM cells").fetchone()
+        ((done, total),) = self._rows("SELECT SUM(status = 'done'), COUNT(*) FROM cells")
         return int(done or 0), int(total or 0)
 
     def integrity_check(self) -> str:
