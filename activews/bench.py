@@ -194,7 +194,9 @@ def run_experiments(
         store = _open_store(folder, run_config, experiments, meta, threads)
         try:
             done_rounds = len(store.records())
-            todo = [Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"]
+            todo = [
+                Cell(c["experiment"], c["arm"], c["seed"]) for c in store.cells() if c["status"] != "done"
+            ]
         finally:
             store.close()
         total = sum(len(cfg.arms) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
@@ -280,7 +282,9 @@ def _open_store(
         _check_same_run(store, folder, run_config, experiments, threads)
         if not (folder / "config.json").exists():
             # For people browsing the folder; the store holds the authoritative copy.
-            shown = run_config["experiments"][0]["config"] if len(experiments) == 1 else run_config["experiments"]
+            shown = (
+                run_config["experiments"][0]["config"] if len(experiments) == 1 else run_config["experiments"]
+            )
             atomic_write(folder / "config.json", json.dumps(shown, indent=2))
     except BaseException:
         store.close()
@@ -357,7 +361,7 @@ def _create_store(
     except (OSError, sqlite3.Error) as exc:
         shutil.rmtree(setup, ignore_errors=True)
         then = "then run the same command again"
-        raise ActivewsError(write_failure("the run store in", folder, exc, then)) from None
+        raise ActivewsError(write_failure("a new run store in", folder, exc, then)) from None
     except BaseException:
         shutil.rmtree(setup, ignore_errors=True)
         raise
@@ -422,6 +426,7 @@ def run_bench(
     workers: int = 1,
     executor: str = "local",
     address: str | None = None,
+    threads: int = CELL_THREADS,
 ) -> BenchResult:
     """Run every arm of ``config`` (the reference arms ``random`` and ``warm`` included) on every seed.
 
@@ -433,6 +438,7 @@ def run_bench(
         workers: arms run in parallel processes (results identical to ``workers=1``).
         executor: ``"local"`` (processes on this machine) or ``"ray"``.
         address: Ray cluster address for ``executor="ray"``.
+        threads: torch intra-op threads of every cell (recorded with the run; see :func:`run_experiments`).
 
     Returns:
         A :class:`BenchResult` with per-round records and the per-arm summary.
@@ -445,6 +451,7 @@ def run_bench(
         workers=workers,
         executor=executor,
         address=address,
+        threads=threads,
     )[0]
 
 

@@ -11,8 +11,9 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Sequence
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +26,15 @@ from activews.config import BenchConfig
 from activews.data import Dataset
 from activews.errors import ActivewsError
 from activews.plugins import load_plugin, loaded_plugins
+from activews.results import write_failure
 from activews.store import RunStore
-from activews.workers import WorkerPool
+from activews.workers import WorkerPool, as_received, stop_when_gone
 
 __all__ = ["Cell", "run_cell", "execute_cells", "checkpoint_path", "EXECUTORS", "CELL_THREADS"]
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
-RAY_LOCAL_ADDRESS = "127.0.0.1"
-"""The interface a Ray instance started by activews (no ``--address``) listens on."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,11 @@ def run_cell(
     store = RunStore(folder)
     try:
         ckpt = checkpoint_path(folder, cell)
-        ckpt.parent.mkdir(exist_ok=True)
+        try:
+            ckpt.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            then = f"then resume with 'activews bench --resume {folder}'"
+            raise ActivewsError(write_failure("checkpoint folder", ckpt.parent, exc, then)) from None
         with _torch_threads(threads):
             records = run_arm(
                 config,
@@ -238,15 +242,17 @@ def _execute_ray(
         raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
+        main = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main else None
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:  # a private local instance: reachable from this machine only
-            ray.init(
-                num_cpus=workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                _node_ip_address=RAY_LOCAL_ADDRESS,
-            )
+        else:
+            _start_local_ray(ray, workers)
+        if sigterm is not None:  # Ray installs its own SIGTERM handler; keep the caller's clean stop
+            signal.signal(signal.SIGTERM, sigterm)
+    # Tasks of a local Ray stop when this process ends, however it ends (Ray's own processes follow
+    # the raylet at their own pace).
+    driver = os.getpid() if started_here and not address else None
     try:
         # One GPU per task when a cell trains on CUDA, so Ray spreads cells over the cluster's GPUs.
         wants_gpu = any(configs[c.experiment].device.startswith("cuda") for c in cells)
@@ -260,6 +266,7 @@ def _execute_ray(
                 datasets.get(cell.experiment),
                 plugins,
                 threads,
+                driver,
             )
             for cell in cells
         ]
@@ -267,14 +274,47 @@ def _execute_ray(
         while pending:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
             poller.poll()
-            ray.get(done)  # re-raise a task's error here
-    except BaseException:
+            try:
+                ray.get(done)  # re-raise a task's error here
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, ActivewsError):  # one line, as from a local worker
+                    raise exc.cause from None
+                raise
+    except BaseException as exc:
         for ref in locals().get("pending", []):
             ray.cancel(ref, force=True)
+        if isinstance(exc, KeyboardInterrupt) and as_received(exc) is not exc:
+            raise as_received(exc) from None
         raise
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _start_local_ray(ray: Any, workers: int) -> None:
+    """A private Ray instance for this run whose servers listen on the loopback interface only.
+
+    On Linux Ray binds its servers to every interface unless its node address is the loopback one, and
+    it picks the loopback address only where it treats the machine as a single node (its
+    ``ENABLE_RAY_CLUSTER`` switch, off by default on macOS and Windows). activews turns that switch off
+    while it starts its own instance; joining a cluster goes through ``--address`` instead.
+    """
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # pragma: no cover - a Ray without the switch: start it as Ray would
+        ray_constants = None
+    if ray_constants is None or not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        log.warning(
+            "this Ray version offers no loopback-only start; its servers may listen on every interface"
+        )
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        return
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def _ray_cell(
@@ -284,6 +324,9 @@ def _ray_cell(
     dataset: Dataset | None,
     plugins: list[str],
     threads: int,
+    driver: int | None = None,
 ) -> int:
+    if driver is not None:
+        stop_when_gone(driver)
     load_plugins(plugins)
     return _worker_cell(folder, cell, config_json, dataset, threads)

@@ -33,7 +33,7 @@ from typing import Any
 
 from activews.errors import ActivewsError
 
-__all__ = ["WorkerPool", "Terminated", "sigterm_as_exception", "STOP_GRACE"]
+__all__ = ["WorkerPool", "Terminated", "sigterm_as_exception", "stop_when_gone", "as_received", "STOP_GRACE"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM received: handled like Ctrl-C (a ``KeyboardInterrupt``), but reported as a termination."""
 
 
+_SIGTERM_RECEIVED = threading.Event()
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     # Once: a second SIGTERM (the group's, then the parent's) must not interrupt the clean-up it started.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _SIGTERM_RECEIVED.set()
     raise Terminated(signum)
+
+
+def as_received(exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    """``exc``, or :class:`Terminated` where a library (Ray) re-raised our SIGTERM as a plain interrupt."""
+    if _SIGTERM_RECEIVED.is_set() and not isinstance(exc, Terminated):
+        return Terminated(signal.SIGTERM)
+    return exc
 
 
 @contextmanager
@@ -59,6 +70,7 @@ def sigterm_as_exception() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _SIGTERM_RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
@@ -80,9 +92,27 @@ def _die_with_parent(parent_pid: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
         except (OSError, AttributeError):  # the polling thread below still covers it
             pass
+    _watch(lambda: os.getppid() == parent_pid)
 
+
+def stop_when_gone(pid: int) -> None:
+    """In a process that ``pid`` did not start (a Ray task): SIGTERM ourselves once ``pid`` has ended."""
+
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    _watch(alive)
+
+
+def _watch(alive: Callable[[], bool]) -> None:
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while alive():
             time.sleep(_POLL)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(STOP_GRACE)  # the handler did not get to run (stuck in native code): leave hard

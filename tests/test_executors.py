@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -33,7 +35,9 @@ TIMING = {"seconds", "init_seconds", "select_seconds", "cumulative_seconds"}
 
 
 def every_field_but_wall_times(records: list[dict]) -> dict:
-    return {(r["arm"], r["seed"], r["round"]): {k: v for k, v in r.items() if k not in TIMING} for r in records}
+    return {
+        (r["arm"], r["seed"], r["round"]): {k: v for k, v in r.items() if k not in TIMING} for r in records
+    }
 
 
 def test_workers_2_equals_workers_1(config, serial, tmp_path):
@@ -70,3 +74,52 @@ def test_bad_executor_settings(config):
         run_bench(config, workers=0)
     with pytest.raises(ActivewsError, match="unknown executor"):
         run_bench(config, executor="dask")
+
+
+def _listeners() -> set[tuple[str, int]]:
+    """Listening TCP sockets of the machine, as (address, port)."""
+    import ipaddress
+    from pathlib import Path
+
+    out = set()
+    for name, v6 in (("tcp", False), ("tcp6", True)):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # LISTEN
+                continue
+            hex_ip, hex_port = fields[1].split(":")
+            raw = bytes.fromhex(hex_ip)
+            if v6:  # four 32-bit words, each in host (little-endian) order
+                ip = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
+            else:
+                ip = ipaddress.IPv4Address(raw[::-1])
+            out.add((str(ip), int(hex_port, 16)))
+    return out
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net")
+def test_a_local_ray_listens_on_the_loopback_interface_only(tmp_path):
+    pytest.importorskip("ray")
+    before = _listeners()
+    during: list[set] = []
+
+    def progress(event):
+        if event.kind == "round_end" and not during:
+            during.append(_listeners())
+
+    config = BenchConfig.build(**(TINY | {"rounds": 2, "seeds": 1}))
+    run_bench(config, executor="ray", workers=2, output=tmp_path / "run", progress=progress)
+    opened = during[0] - before
+    assert opened, "Ray opened no listener?"
+    assert all(_loopback(address) for address, _ in opened), sorted(opened)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from benchmarks.robustness.kills import live as live_members
+from benchmarks.robustness.kills import stored as stored_rounds
 
 from .run_helpers import TINY_FLAGS, cli
 
@@ -27,37 +29,21 @@ FLAGS = [*TINY_FLAGS, "--no-plot"]
 TIMING = {"seconds", "init_seconds", "select_seconds", "cumulative_seconds"}
 
 
-def stored_rounds(folder: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-
-
-def live_members(pgid: int) -> list[int]:
-    """Processes of group ``pgid`` that are still running (zombies waiting for their reaper excluded)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
 def start_bench(folder: Path, *extra: str) -> subprocess.Popen:
     """``activews bench`` in a new process group, with Ctrl-C handled as in an interactive shell."""
     return subprocess.Popen(
-        [sys.executable, "-m", "activews", "bench", *FLAGS, "--progress", "plain", "--output", str(folder), *extra],
+        [
+            sys.executable,
+            "-m",
+            "activews",
+            "bench",
+            *FLAGS,
+            "--progress",
+            "plain",
+            "--output",
+            str(folder),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
