@@ -16,8 +16,11 @@ from typing import Any, NoReturn
 from rich.markup import escape
 
 from activews.errors import ActivewsError
+from activews.workers import Terminated, sigterm_as_exception
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 RUNS_ROOT = Path("runs")
 
 
@@ -307,6 +310,10 @@ def _version() -> str:
         return "unknown"
 
 
+def _interrupt_code(exc: BaseException) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The bench settings the user typed (flags left out are absent, not defaults)."""
     converters = {
@@ -337,8 +344,11 @@ def resolve_run(run: str) -> Path:
     from activews.store import is_run_folder
 
     for candidate in (Path(run), RUNS_ROOT / run):
-        if is_run_folder(candidate):
-            return candidate
+        try:
+            if is_run_folder(candidate):
+                return candidate
+        except OSError:  # a name too long, or a folder we may not read: not a run we can use
+            continue
     raise ActivewsError(f"no activews run at {run!r}; pass a run folder (see 'activews runs list')")
 
 
@@ -383,7 +393,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     what = protocol_title(first) if len(experiments) == 1 else f"{len(experiments)} experiments"
     results = _execute(args, experiments, folder, f"[bold]activews bench[/] · {escape(what)}")
     if results is None:
-        return 130
+        return int(args.exit_code)
     _print_results(args, results, folder)
     return 0
 
@@ -411,7 +421,7 @@ def _execute(
     if mode == "auto":
         mode = "bar" if err.is_terminal else "plain"
     first = experiments[0][1]
-    header = [title, f"arms: {escape(', '.join(first.arms))} · run folder {folder}"]
+    header = [title, f"arms: {escape(', '.join(first.arms))} · run folder {escape(str(folder))}"]
     display = {"bar": _BarProgress, "plain": _PlainProgress}.get(mode, _NoProgress)(err, header)
     try:
         with display:
@@ -424,9 +434,16 @@ def _execute(
                 address=args.address,
                 meta=meta,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         again = "activews bench --resume" if args.command == "bench" else "the same command with --output"
-        err.print(f"interrupted; finished rounds are stored. Continue with: {again} {folder}")
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        err.print(
+            f"{what}; finished rounds are stored. Continue with: {again} {folder}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,  # one line, so the command can be copied whole
+        )
+        args.exit_code = _interrupt_code(exc)
         return None
     write_run_folder(results, folder, plot=not args.no_plot)
     return results
@@ -455,13 +472,13 @@ def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, e
             split = selection_table(result.summary)
             if split is not None:
                 out.print(split)
-            out.print(protocol_title(result.config), highlight=False)
+            out.print(escape(protocol_title(result.config)), highlight=False)
     out.print(
-        f"{results[0].seconds:.0f} s · results in {folder}/ ("
+        f"{results[0].seconds:.0f} s · results in {escape(str(folder))}/ ("
         + extra
         + ("report.html, " if not args.no_plot else "")
         + "summary.json, records.csv)"
-        + (f" · JSON: {args.json_path}" if args.json_path else ""),
+        + (f" · JSON: {escape(str(args.json_path))}" if args.json_path else ""),
         highlight=False,
     )
 
@@ -514,7 +531,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     )
     results = _execute(args, experiments, folder, title, meta={"protocol": protocol.name})
     if results is None:
-        return 130
+        return int(args.exit_code)
     report = write_protocol_report(protocol, results, folder, plot=not args.no_plot)
     for table in report.tables:
         out.print(table.rich())
@@ -571,7 +588,9 @@ class _PlainProgress(_NoProgress):
                     f"resuming: {self.done}/{self.total} rounds already stored", highlight=False
                 )
         elif event.kind == "round_end":
-            self.done += 1
+            # A cell whose checkpoint was unusable restarts from round 0 and recomputes rounds already
+            # counted as stored: never show more rounds done than the run has.
+            self.done = min(self.done + 1, self.total) if self.total else self.done + 1
             r = event.record
             self.console.print(
                 f"\\[{self.done}/{self.total}] {escape(event.strategy)} seed {event.seed} round {event.round}: "
@@ -607,6 +626,7 @@ class _BarProgress(_NoProgress):
         self.overall = self.progress.add_task("all rounds", total=None)
         self.cells: dict[tuple[str, int], Any] = {}
         self.started = False
+        self.done = self.total = 0
         return self
 
     def on_event(self, event: Any) -> None:
@@ -615,6 +635,7 @@ class _BarProgress(_NoProgress):
             self.print_header()
             p.start()
             self.started = True
+            self.done, self.total = event.round, event.num_rounds
             p.update(self.overall, total=event.num_rounds, completed=event.round)
         elif event.kind == "arm_start":
             self.cells[key] = p.add_task(
@@ -628,7 +649,9 @@ class _BarProgress(_NoProgress):
                     completed=event.round + 1,
                     description=f"{escape(event.strategy)} · seed {event.seed} · acc {r['test_accuracy']:.3f}",
                 )
-            p.advance(self.overall)
+            # Recomputed rounds of a restarted cell were already counted as stored (see _PlainProgress).
+            self.done = min(self.done + 1, self.total) if self.total else self.done + 1
+            p.update(self.overall, completed=self.done)
         elif event.kind == "arm_end" and key in self.cells:
             p.remove_task(self.cells.pop(key))
 
@@ -778,37 +801,41 @@ def cmd_runs(args: argparse.Namespace) -> int:
         root = Path(args.root)
         if not root.is_dir():
             raise ActivewsError(f"no folder {str(root)!r}; pass --root DIR holding run folders")
-        table = Table(title=f"Runs in {root}", title_justify="left")
-        for col in ("run", "created", "experiments", "arms", "seeds", "cells done", "rounds stored"):
+        try:
+            folders = sorted(p for p in root.iterdir() if _is_run_folder_safe(p, is_run_folder))
+        except OSError as exc:
+            raise ActivewsError(
+                f"cannot list {str(root)!r} ({exc.strerror or exc}); pass --root DIR"
+            ) from None
+        table = Table(title=f"Runs in {escape(str(root))}", title_justify="left")
+        # Run names are what users type next ('runs show NAME'): never wrapped or cut.
+        table.add_column("run", no_wrap=True, min_width=max((len(p.name) for p in folders), default=3))
+        for col in ("created", "experiments", "arms", "seeds", "cells done", "rounds stored"):
             table.add_column(col)
-        for folder in sorted(p for p in root.iterdir() if is_run_folder(p)):
-            with RunStore(folder) as store:
-                meta, exps = store.meta(), store.experiments()
-                done, total = store.progress()
-                cfg = exps[0][2] if exps else {}
-                table.add_row(
-                    folder.name,
-                    time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta["created_at"]))),
-                    str(len(exps)),
-                    str(len(store.cells()) // max(1, len(cfg.get("seeds", [1]))) // max(1, len(exps))),
-                    str(len(cfg.get("seeds", []))),
-                    f"{done}/{total}",
-                    str(len(store.records())),
-                )
+        rows = [_run_row(folder, RunStore) for folder in folders]
+        for folder, row in zip(folders, rows, strict=True):  # a damaged folder is a row, not the end
+            table.add_row(escape(folder.name), *row, style="red" if row[0].startswith("damaged") else None)
         console.print(table)
+        if any(row[0].startswith("damaged") for row in rows):
+            console.print(
+                "damaged runs cannot be shown or resumed; 'activews runs show RUN' says what to do",
+                highlight=False,
+                soft_wrap=True,
+            )
         return 0
     if args.runs_command is None:
         raise ActivewsError(
             "say what to do with runs: list, show RUN or export RUN (see 'activews runs --help')"
         )
     folder = resolve_run(args.run)
-    results = load_results(folder)
+    results = _load_run(folder, load_results)
     if args.runs_command == "show":
         with RunStore(folder) as store:
             done, total = store.progress()
             n_rec = len(store.records())
         console.print(
-            f"[bold]{folder}[/] · cells done {done}/{total} · {n_rec} rounds stored", highlight=False
+            f"[bold]{escape(str(folder))}[/] · cells done {done}/{total} · {n_rec} rounds stored",
+            highlight=False,
         )
         for r in results:
             console.print(
@@ -838,6 +865,79 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_run(folder: Path, load_results: Any) -> list[Any]:
+    """A run's results; a one-line error for a store whose set-up never finished (no experiments)."""
+    results = load_results(folder)
+    if not results:
+        raise ActivewsError(
+            f"run folder {str(folder)!r} holds no run: its set-up never finished; start it again with "
+            f"'activews bench --output {folder} ...' or delete the folder"
+        )
+    return list(results)
+
+
+def _is_run_folder_safe(path: Path, is_run_folder: Any) -> bool:
+    try:
+        return bool(is_run_folder(path))
+    except OSError:  # unreadable entry: not ours to list
+        return False
+
+
+def _run_row(folder: Path, store_cls: Any) -> list[str]:
+    """The ``runs list`` cells (after the name) of one run folder; ``damaged: why`` or ``not started``
+    in the second column when it cannot be read."""
+    import sqlite3
+
+    from activews.store import StoreError
+
+    def flagged(text: str) -> list[str]:
+        return [escape(text)] + ["-"] * 5
+
+    try:
+        with store_cls(folder) as store:
+            meta, exps = store.meta(), store.experiments()
+            if "config" not in meta or not exps:
+                return flagged("not started")
+            done, total = store.progress()
+            cfg = exps[0][2] if isinstance(exps[0][2], dict) else {}
+            seeds = cfg.get("seeds") or [1]
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta["created_at"])))
+            return [
+                created,
+                str(len(exps)),
+                str(len(store.cells()) // max(1, len(seeds)) // max(1, len(exps))),
+                str(len(cfg.get("seeds", []))),
+                f"{done}/{total}",
+                str(len(store.records())),
+            ]
+    except StoreError as exc:
+        return flagged(f"damaged: {exc.reason}")
+    except ActivewsError as exc:
+        return flagged(f"damaged: {str(exc).split('; ')[0]}")
+    except (KeyError, TypeError, ValueError, OverflowError, OSError, sqlite3.Error) as exc:
+        return flagged(f"damaged: {type(exc).__name__}: {exc}")
+
+
+def _check_report_target(target: Path, given: bool) -> None:
+    """Fail before any figure is drawn if the report cannot be written to ``target``."""
+    import tempfile
+
+    what = "--output" if given else "run folder"
+    fix = "give --output a folder you can write to"
+    if target.exists() and not target.is_dir():
+        raise ActivewsError(
+            f"{what} {str(target)!r} is a file, not a folder; {fix} (it is created if missing)"
+        )
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target, prefix=".activews-probe-"):
+            pass
+    except OSError as exc:
+        raise ActivewsError(
+            f"cannot write to {what} {str(target)!r} ({exc.strerror or exc}); {fix}"
+        ) from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -847,11 +947,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from activews.results import write_run_folder
 
     folder = resolve_run(args.run)
-    results = load_results(folder)
+    results = _load_run(folder, load_results)
     if not any(r.records for r in results):
         raise ActivewsError(f"run {str(folder)!r} has no finished round yet; nothing to report")
     target = Path(args.output) if args.output else folder
-    target.mkdir(parents=True, exist_ok=True)
+    _check_report_target(target, bool(args.output))
     written = write_run_folder(results, target)
     console = Console()
     for r in results:
@@ -869,7 +969,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for table in report.tables:
             console.print(table.rich())
         written += [target / "protocol.md", target / "protocol.json", *(target / f for f in report.figures)]
-    console.print(f"wrote {len(written)} files to {target}/ (open report.html)", highlight=False)
+    console.print(f"wrote {len(written)} files to {escape(str(target))}/ (open report.html)", highlight=False)
     return 0
 
 
@@ -895,13 +995,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs": cmd_runs,
             "report": cmd_report,
         }
-        return commands[args.command](args)
+        with sigterm_as_exception():  # 'kill PID' or a container stop: the same clean stop as Ctrl-C
+            return commands[args.command](args)
     except ActivewsError as exc:
         sys.stderr.write(f"activews: error: {exc}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("activews: interrupted; results already stored are intact\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        sys.stderr.write(f"activews: {what}; results already stored are intact\n")
+        return _interrupt_code(exc)
 
 
 if __name__ == "__main__":

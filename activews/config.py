@@ -7,18 +7,34 @@ so a user never learns two vocabularies.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from activews.errors import ActivewsError, format_validation_error
 from activews.training import TrainConfig
+from activews.validation import Settings
 
-__all__ = ["ArmSpec", "BenchConfig", "REFERENCE_ARMS"]
+__all__ = ["ArmSpec", "BenchConfig", "REFERENCE_ARMS", "SEED_LIMIT", "MAX_SEED_COUNT"]
 
 REFERENCE_ARMS = ("random", "warm")
 """Always run: ``random`` is the accuracy reference, ``warm`` the compute reference."""
+
+SEED_LIMIT = 2**32
+"""Seeds (and ``split_seed``) lie in ``0 <= seed < 2**32``: an arm's random streams are derived from the
+seed's low 32 bits, so two seeds that differ only above them would give identical arms (and a falsely
+tight confidence interval)."""
+
+MAX_SEED_COUNT = 10_000
+"""The largest seed count ``seeds=N`` accepts (every seed runs every arm through every round)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +49,7 @@ class ArmSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class BenchConfig(BaseModel):
+class BenchConfig(Settings):
     """Configuration of a warm-start benchmark.
 
     The defaults are the built-in benchmark: active margin sampling on MNIST-1D with an MLP
@@ -54,7 +70,10 @@ class BenchConfig(BaseModel):
         description="per-strategy parameter lists; each combination becomes its own arm, e.g. "
         "{'shrink_perturb': {'shrink': [0.2, 0.4]}} -> arms shrink_perturb[shrink=0.2], shrink_perturb[shrink=0.4]",
     )
-    seeds: tuple[int, ...] = Field((0, 1, 2, 3), description="seeds (an int N means 0..N-1)")
+    seeds: tuple[int, ...] = Field(
+        (0, 1, 2, 3),
+        description=f"seeds, each in 0 <= seed < 2**32 (an int N, at most {MAX_SEED_COUNT}, means 0..N-1)",
+    )
     # data
     dataset: str = Field("mnist1d", description="a registered dataset or a path to an .npz file with X and y")
     data_dir: str | None = Field(
@@ -68,7 +87,12 @@ class BenchConfig(BaseModel):
     )
     n_examples: int | None = Field(None, ge=2, description="examples to use (default: the dataset's own)")
     test_fraction: float = Field(0.3, gt=0, lt=1)
-    split_seed: int = Field(0, description="seed of the train/test split (shared by all arms)")
+    split_seed: int = Field(
+        0,
+        ge=0,
+        lt=SEED_LIMIT,
+        description="seed of the train/test split (shared by all arms), 0 <= seed < 2**32",
+    )
     # model
     model: str = "mlp"
     model_params: dict[str, Any] = Field(default_factory=dict)
@@ -132,6 +156,11 @@ class BenchConfig(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 1:
                 raise ValueError("seeds must be a positive count or a list of seeds")
+            if value > MAX_SEED_COUNT:
+                raise ValueError(
+                    f"a count of at most {MAX_SEED_COUNT} seeds, got {value}; give fewer seeds "
+                    f"(or a list such as 0,1,2)"
+                )
             return tuple(range(value))
         if isinstance(value, (list, tuple)) and not value:
             raise ValueError("give at least one seed")
@@ -140,6 +169,11 @@ class BenchConfig(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [s for s in value if not 0 <= s < SEED_LIMIT]
+        if bad:
+            raise ValueError(
+                f"each seed must be in 0 <= seed < 2**32 (0..{SEED_LIMIT - 1}), got {bad[0]}; pick seeds in that range"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"seeds must be distinct, got {list(value)}")
         return value
@@ -161,7 +195,7 @@ class BenchConfig(BaseModel):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value not in ("cpu", "cuda", "auto", "mps") and not value.startswith("cuda:"):
+        if value not in ("cpu", "cuda", "auto", "mps") and not re.fullmatch(r"cuda:\d+", value):
             raise ValueError("device must be cpu, cuda, cuda:N, mps or auto")
         return value
 

@@ -190,6 +190,15 @@ def _style(arm: str, i: int) -> dict[str, Any]:
     return {"color": f"C{i}", "ms": 4, **REFERENCE_STYLE.get(arm, dict(ls="-", marker="o"))}
 
 
+def _legend(ax, empty: str = "", **kw: Any) -> None:
+    """A legend when the axes hold labeled artists; else (an unfinished run: nothing to pair yet) the
+    note ``empty``, and no matplotlib warning."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+    elif empty:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
+
+
 def _band(ax, x, ci_rows, scale, color) -> None:
     if ci_rows and all(ci is not None for ci in ci_rows):
         ax.fill_between(
@@ -214,7 +223,7 @@ def _per_round_figure(result: Any, key: str, ylabel: str, title: str, skip_rando
         ax.axhline(0, color="black", lw=0.8)
     ax.set(xlabel="labeled examples", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, "no rounds to show yet" + (" (none paired with random)" if skip_random else ""), fontsize=8)
     fig.suptitle(protocol_title(result.config), fontsize=8)
     return _png(fig)
 
@@ -240,7 +249,7 @@ def _compute_figure(result: Any) -> bytes:
     )
     for ax in (ax_s, ax_t):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend(ax, "no rounds to show yet", fontsize=8)
     fig.suptitle(protocol_title(result.config) + " (means over seeds)", fontsize=8)
     return _png(fig)
 
@@ -279,7 +288,7 @@ def _frontier_figure(result: Any) -> bytes:
         title="Accuracy vs compute (up and left is better; bars: 95% CI)",
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, "no rounds to show yet", fontsize=8)
     fig.suptitle(protocol_title(result.config), fontsize=8)
     return _png(fig)
 
@@ -332,7 +341,8 @@ def _diagnostics_figure(result: Any) -> bytes | None:
         ax.set(xlabel="labeled examples", ylabel=ylabel)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    # One legend, on the first panel that drew a line (an arm may lack a measurement in early rounds).
+    _legend(next((ax for ax in axes if ax.get_legend_handles_labels()[0]), axes[0]), fontsize=7)
     fig.suptitle(protocol_title(result.config) + " · mean over seeds", fontsize=8)
     return _png(fig)
 

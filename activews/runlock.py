@@ -108,7 +108,9 @@ class RunLock:
     def _busy_message(self) -> str:
         holder = self._holder() or {}
         pid = holder.get("pid", "?")
-        where = f" on {holder['host']}" if holder.get("host") and holder["host"] != socket.gethostname() else ""
+        where = (
+            f" on {holder['host']}" if holder.get("host") and holder["host"] != socket.gethostname() else ""
+        )
         since = (
             time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(float(holder["since"])))
             if isinstance(holder.get("since"), (int, float))
@@ -118,4 +120,3 @@ class RunLock:
             f"run folder {str(self.folder)!r} is in use by another activews process (pid {pid}{where}{since}); "
             f"wait for it to finish, stop it (kill {pid}), or choose another --output"
         )
-

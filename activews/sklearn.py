@@ -101,6 +101,20 @@ def _resolve_device(name: Any) -> torch.device:
     return device
 
 
+def _as_float32(X: np.ndarray) -> np.ndarray:
+    """A writable float32 copy of validated ``X``; values beyond float32's range are refused, since they
+    would become infinities and train on a NaN loss."""
+    with np.errstate(over="ignore"):
+        x = np.array(X, dtype=np.float32)
+    if not np.isfinite(x).all():  # X was checked finite in float64: the cast overflowed
+        big = np.asarray(X, dtype=np.float64)[~np.isfinite(x)]
+        raise ActivewsError(
+            f"X has values beyond the float32 range (|x| > 3.4e38), such as {big.flat[0]:.3g}; the model "
+            f"computes in float32: scale the features (e.g. sklearn.preprocessing.StandardScaler)"
+        )
+    return x
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equality that survives deep copies of a model factory (a ``functools.partial`` is compared by repr)."""
     try:
@@ -390,18 +404,23 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         """Train on ``(X, y)``: the first fit from a seeded draw, every later fit as a round.
 
         Args:
-            X: array-like of shape ``(n_samples, n_features)``.
+            X: array-like of shape ``(n_samples, n_features)``, finite and within float32's range
+                (``|x| <= 3.4e38``; the model computes in float32).
             y: array-like of shape ``(n_samples,)``: class labels of any sortable type.
 
         Returns:
             ``self``.
+
+        Raises:
+            ActivewsError: an invalid parameter, labels outside ``classes``, or features beyond float32's
+                range (scale them).
         """
         settings = self._settings()
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], y_numeric=False)
         check_classification_targets(y)
         classes = self._classes_for(y)
         y_idx = np.searchsorted(classes, y).astype(np.int64)
-        x_np = np.array(X, dtype=np.float32)  # a writable copy: read-only inputs (memmaps) are fine
+        x_np = _as_float32(X)  # a writable copy: read-only inputs (memmaps) are fine
         input_shape = (x_np.shape[1],)
 
         rounds = self.__dict__.get("_rounds")
@@ -538,7 +557,7 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         model = self.model_
         device = next(iter(model.parameters()), torch.empty(0)).device
-        x = torch.from_numpy(np.array(X, dtype=np.float32)).to(device)
+        x = torch.from_numpy(_as_float32(X)).to(device)
         probs = predict_proba(model, x).double().cpu().numpy()
         # float32 softmax rows sum to 1 within ~1e-7; renormalize in float64 as scikit-learn expects.
         return probs / probs.sum(axis=1, keepdims=True)

@@ -88,13 +88,17 @@ class RunStore:
         try:
             self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         except sqlite3.DatabaseError as exc:
+            if create:
+                raise
             raise ActivewsError(f"cannot open run store {str(self.path)!r}: {exc}") from None
         try:
             if not create:
                 # Before the WAL pragma, which would write to the file: an empty (0-byte) or foreign
                 # SQLite file opens as a database without our tables, and reading it must say so.
                 self.conn.execute("PRAGMA busy_timeout=60000")
-                tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                tables = {
+                    r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                }
                 missing = [t for t in ("meta", "experiments", "cells", "records") if t not in tables]
                 if missing:
                     reason = "empty store" if not tables else f"no {', '.join(missing)} table"
@@ -111,6 +115,8 @@ class RunStore:
                 self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
+            if create:
+                raise  # the caller names what it was creating (see bench._create_store)
             raise self._read_failure(exc) from None
         except BaseException:
             self.conn.close()

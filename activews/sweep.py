@@ -45,8 +45,24 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ActivewsError(f"--config {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:  # a binary file (TOML is UTF-8 text)
+        raise ActivewsError(
+            f"--config {str(path)!r} is not a text file (not UTF-8); pass a TOML sweep file "
+            f"(see docs/running.md#sweeps)"
+        ) from None
     except OSError as exc:
         raise ActivewsError(f"cannot read --config {str(path)!r}: {exc.strerror or exc}") from None
+    for key, example in (
+        ("grid", '[grid] with lists, e.g. model = ["mlp", "logreg"]'),
+        ("params", "[params.STRATEGY] with values, e.g. shrink = 0.6"),
+        ("param_grid", "[param_grid.STRATEGY] with lists, e.g. shrink = [0.2, 0.4]"),
+    ):
+        if key in data and not isinstance(data[key], dict):
+            raise ActivewsError(f"--config {str(path)!r}: {key} must be a table; write {example}")
+    if not data:  # an empty file (or only comments): most likely the wrong file
+        raise ActivewsError(
+            f'--config {str(path)!r} sets nothing; add settings such as stream = "passive" or drop --config'
+        )
     return data
 
 
@@ -77,6 +93,14 @@ def expand(values: dict[str, Any]) -> list[tuple[str, BenchConfig]]:
     if not grid:
         return [("", BenchConfig.build(**values))]
     keys = list(grid)
+    for key in keys:
+        shown = [_short(v) for v in grid[key]]
+        repeated = list(dict.fromkeys(v for v in shown if shown.count(v) > 1))
+        if repeated:
+            raise ActivewsError(
+                f"experiments repeat: grid {key} lists {', '.join(repeated)} more than once; "
+                f"remove duplicate values from --grid (or the [grid] table)"
+            )
     experiments = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         label = ",".join(f"{k}={_short(v)}" for k, v in zip(keys, combo, strict=True))

@@ -16,8 +16,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from torch import nn
+
+from activews.validation import Settings
 
 __all__ = [
     "TrainConfig",
@@ -71,7 +73,7 @@ def global_rng_from(generator: torch.Generator, device: torch.device | str = "cp
         yield
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Settings):
     """How each round is trained (defaults follow Ash & Adams' released code)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)

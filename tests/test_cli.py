@@ -186,6 +186,7 @@ def test_run_folder_contents(cli_run):
     assert {p.name for p in folder.iterdir()} == {
         "config.json",
         "store.sqlite",
+        "run.lock",  # kept (empty) after the run: deleting a lock file would race with the next run
         "checkpoints",
         "records.csv",
         "records.json",

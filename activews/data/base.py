@@ -173,8 +173,10 @@ def from_arrays(
 ) -> Dataset:
     """Build a :class:`Dataset` from arrays or tensors.
 
-    Labels may be any integer or string values; they are mapped to ``0..C-1`` in sorted order. If
-    ``X_test``/``y_test`` are given they are the test split; otherwise a seeded ``test_fraction`` of
+    Labels may be any integer or string values (float labels must be whole numbers: a continuous target
+    is refused); they are mapped to ``0..C-1`` in sorted order. Features are cast to float32: complex
+    values, and values beyond float32's range (``|x| > 3.4e38``), are refused rather than silently changed.
+    If ``X_test``/``y_test`` are given they are the test split; otherwise a seeded ``test_fraction`` of
     ``X`` is held out.
 
     Args:
@@ -185,9 +187,7 @@ def from_arrays(
         split_seed: seed of the subset and split permutation.
     """
     x_np = _as_float_array(X, "X", name)
-    y_np = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
-    if y_np.dtype.kind == "f" and not np.isfinite(y_np).all():
-        raise DataError(f"{name}: y contains NaN or infinite labels; drop or fix those rows first")
+    y_np = _as_labels(y, "y", name)
     if y_np.ndim != 1 or len(y_np) != len(x_np):
         raise DataError(
             f"{name}: y must be one label per row of X (X has {len(x_np)} rows, y has shape {y_np.shape})"
@@ -201,7 +201,7 @@ def from_arrays(
         if X_test is None or y_test is None:
             raise DataError(f"{name}: give both X_test and y_test, or neither")
         xt_np = _as_float_array(X_test, "X_test", name)
-        yt_np = np.asarray(y_test.cpu() if isinstance(y_test, torch.Tensor) else y_test)
+        yt_np = _as_labels(y_test, "y_test", name)
         if xt_np.shape[1:] != x_np.shape[1:] or len(yt_np) != len(xt_np):
             raise DataError(f"{name}: X_test/y_test do not match X's example shape {x_np.shape[1:]}")
         if n_examples is not None and not 2 <= n_examples <= len(x_np):
@@ -241,15 +241,51 @@ def from_arrays(
 
 
 def _as_float_array(X: Any, label: str, name: str) -> np.ndarray:
-    arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    """Features as float32, refusing what the cast would silently change (imaginary parts, overflow)."""
+    arr = X.detach().cpu().resolve_conj().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
     if arr.ndim < 2:
         raise DataError(f"{name}: {label} must have shape (examples, features...), got shape {arr.shape}")
+    if arr.dtype.kind == "c":
+        raise DataError(
+            f"{name}: {label} holds complex numbers (dtype {arr.dtype}) and casting them to float32 would drop "
+            f"the imaginary part; pass real features, e.g. the real and imaginary parts as separate columns"
+        )
     try:
-        arr = arr.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = arr.astype(np.float32)
     except (TypeError, ValueError):
         raise DataError(f"{name}: {label} must be numeric, got dtype {arr.dtype}") from None
-    if not np.isfinite(arr).all():
+    bad = ~np.isfinite(out)
+    if bad.any():
+        source = np.asarray(arr[bad], dtype=np.float64)
+        overflow = source[np.isfinite(source)]
+        if overflow.size:  # finite before the cast: beyond float32's range (a float64 such as 1e39)
+            raise DataError(
+                f"{name}: {label} has values beyond the float32 range (|x| > 3.4e38), such as "
+                f"{overflow[0]:.3g}; models train in float32: scale the features (e.g. standardize them)"
+            )
         raise DataError(f"{name}: {label} contains NaN or infinite values; clean or impute them first")
+    return out
+
+
+def _as_labels(y: Any, label: str, name: str) -> np.ndarray:
+    """Class labels as an array; float labels must be whole numbers (a regression target is refused)."""
+    arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
+    if arr.dtype.kind == "c":
+        raise DataError(
+            f"{name}: {label} holds complex numbers (dtype {arr.dtype}); it must hold class labels "
+            f"(integers or strings)"
+        )
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise DataError(f"{name}: {label} contains NaN or infinite labels; drop or fix those rows first")
+        fractional = arr != np.round(arr)
+        if fractional.any():
+            raise DataError(
+                f"{name}: {label} must hold integer class labels; got non-integer values such as "
+                f"{arr[fractional].flat[0]:.6g} (a continuous target?); activews compares classifiers: "
+                f"bin the target into classes or pass integer labels"
+            )
     return arr
 
 
@@ -268,6 +304,8 @@ def load_npz(
     subsets the remaining 2/3.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{str(path)!r} is a folder; pass an .npz file with arrays X and y")
     if not path.is_file():
         raise DataError(f"cannot read {str(path)!r}: no such file; pass an existing .npz with arrays X and y")
     try:
@@ -277,6 +315,11 @@ def load_npz(
         with loaded as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if "Object arrays cannot be loaded" in str(exc):  # loading them would run pickled code
+            raise DataError(
+                f"{str(path)!r} holds object arrays, which load only through pickle (never done here); "
+                f"save numeric arrays, e.g. numpy.savez(path, X=X.astype('float32'), y=y.astype('int64'))"
+            ) from None
         raise DataError(
             f"cannot read {str(path)!r} as .npz ({type(exc).__name__}); save it with numpy.savez(path, X=..., y=...)"
         ) from None

@@ -16,6 +16,9 @@ from activews.errors import DataError
 log = logging.getLogger(__name__)
 
 MNIST1D_DEFAULT_EXAMPLES = 10_000
+MNIST1D_MAX_EXAMPLES = 1_000_000
+"""The most examples ``mnist1d`` generates: they are made one by one (a few thousand a second), so 10**8
+would take days; beyond this, generate them once and pass an ``.npz``."""
 
 
 def cache_dir() -> Path:
@@ -60,8 +63,8 @@ def _mnist1d_arrays(num_samples: int) -> tuple[np.ndarray, np.ndarray]:
 def mnist1d(n_examples: int | None = None, test_fraction: float = 0.3, split_seed: int = 0) -> Dataset:
     """MNIST-1D (Greydanus, 2020): 40-sample 1-D signals of 10 digit templates, generated locally.
 
-    ``n_examples`` (default 10,000) examples are generated with the package's fixed seed, then split
-    ``1 - test_fraction`` / ``test_fraction`` with ``split_seed``.
+    ``n_examples`` (default 10,000; at most 1,000,000) examples are generated with the package's fixed
+    seed, then split ``1 - test_fraction`` / ``test_fraction`` with ``split_seed``.
 
     References:
         Greydanus & Kobak, "Scaling Down Deep Learning with MNIST-1D", ICML 2024 (arXiv 2011.14439).
@@ -69,6 +72,11 @@ def mnist1d(n_examples: int | None = None, test_fraction: float = 0.3, split_see
     n = MNIST1D_DEFAULT_EXAMPLES if n_examples is None else int(n_examples)
     if n < 20:
         raise DataError(f"mnist1d needs n_examples >= 20 (two per class), got {n}")
+    if n > MNIST1D_MAX_EXAMPLES:
+        raise DataError(
+            f"mnist1d generates at most {MNIST1D_MAX_EXAMPLES:,} examples (a few thousand a second), got "
+            f"n_examples {n:,}; lower --n-examples"
+        )
     X, y = _mnist1d_arrays(n)
     return from_arrays(X, y, name="mnist1d", test_fraction=test_fraction, split_seed=split_seed)
 

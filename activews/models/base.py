@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 from torch import nn
 
 from activews.errors import ActivewsError, format_validation_error
 from activews.registry import Registry
+from activews.validation import Settings
 
 __all__ = ["ModelParams", "ModelSpec", "MODELS", "register_model", "build_model", "model_params"]
 
 
-class ModelParams(BaseModel):
+class ModelParams(Settings):
     """Base of every model's parameters: frozen, unknown keys rejected."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -69,18 +72,101 @@ def build_model(
 
     The draw happens on the CPU under a forked global RNG, so it is reproducible and leaves the
     caller's random state untouched; the model is then moved to ``device``.
+
+    First the builder runs once on PyTorch's ``meta`` device (no memory, no random draws) to count the
+    parameters: a model whose training (weights, gradients and two optimizer moments, float32) would not
+    fit in this machine's memory is refused before anything is allocated, and an allocation failure
+    while building is one line too.
+
+    Raises:
+        ActivewsError: invalid ``params``, or a model too large for this machine's memory.
     """
     spec = MODELS.get(name)
     if not isinstance(params, ModelParams):
         params = model_params(name, params)
-    if seed is None:
-        model = spec.builder(tuple(input_shape), int(num_classes), params)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            model = spec.builder(tuple(input_shape), int(num_classes), params)
-    if not isinstance(model, nn.Module):
+    shape, classes = tuple(input_shape), int(num_classes)
+    _check_size(name, spec, shape, classes, params)
+    try:
+        if seed is None:
+            model = spec.builder(shape, classes, params)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                model = spec.builder(shape, classes, params)
+        if not isinstance(model, nn.Module):
+            raise ActivewsError(
+                f"model {name!r}: builder returned {type(model).__name__}, expected a torch.nn.Module"
+            )
+        return model.to(device)
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc).lower():
+            raise
         raise ActivewsError(
-            f"model {name!r}: builder returned {type(model).__name__}, expected a torch.nn.Module"
+            f"model {name!r}{_given(params)}: not enough memory for its weights on {device} "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); {_smaller(params)}"
+        ) from None
+
+
+_TRAINING_COPIES = 4
+"""float32 copies of the weights that training holds at least: weights, gradients, Adam's two moments."""
+
+
+def _given(params: ModelParams) -> str:
+    """`` (hidden=100000000)``: the parameters the user set, as they typed them."""
+    values = params.model_dump(exclude_defaults=True)
+    shown = [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in values.items()]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def _smaller(params: ModelParams) -> str:
+    names = list(params.model_dump(exclude_defaults=True))
+    return "use a smaller model" + (f" (lower {', '.join(names)} in --model-param)" if names else "")
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory of this machine, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _parameter_count(
+    builder: Callable[..., Any], shape: tuple[int, ...], classes: int, params: Any
+) -> int | None:
+    """Parameters of the model, counted on the meta device (no memory, no random draws); None when the
+    builder cannot run there (it reads values, say)."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = builder(shape, classes, params)
+    except Exception:
+        return None
+    if not isinstance(model, nn.Module):
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
+_cached_count = functools.lru_cache(maxsize=64)(_parameter_count)
+
+
+def _check_size(
+    name: str, spec: ModelSpec, shape: tuple[int, ...], classes: int, params: ModelParams
+) -> None:
+    """Refuse, before allocating anything, a model whose training cannot fit in this machine's memory
+    (``--model-param hidden=100000000`` would otherwise fail deep inside torch, or swap for hours)."""
+    memory = _memory_bytes()
+    if memory is None:
+        return
+    try:
+        count = _cached_count(spec.builder, shape, classes, params)
+    except TypeError:  # unhashable parameters (a plugin's dict field): count without the cache
+        count = _parameter_count(spec.builder, shape, classes, params)
+    if count is None:
+        return
+    need = count * 4 * _TRAINING_COPIES
+    if need > memory:
+        raise ActivewsError(
+            f"model {name!r}{_given(params)} has {count:,} parameters: training it needs at least "
+            f"{need / 2**30:,.0f} GiB, more than this machine's {memory / 2**30:,.0f} GiB of memory; "
+            f"{_smaller(params)}"
         )
-    return model.to(device)

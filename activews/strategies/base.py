@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 from torch import nn
 
 from activews.errors import ActivewsError, format_validation_error
 from activews.plugins import check_strategy_plugin
 from activews.registry import Registry
 from activews.training import Step
+from activews.validation import Settings
 
 __all__ = [
     "InitContext",
@@ -78,7 +79,7 @@ class InitStrategy:
         optimizer: what happens to optimizer state (the trainer re-creates it every round by default).
     """
 
-    class Params(BaseModel):
+    class Params(Settings):
         """Parameters of the strategy; validated, frozen, unknown keys rejected."""
 
         model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)

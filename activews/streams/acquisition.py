@@ -30,6 +30,7 @@ from activews.errors import ActivewsError, format_validation_error
 from activews.plugins import check_acquisition_plugin
 from activews.registry import Registry
 from activews.streams.base import ProbaFn
+from activews.validation import Settings
 
 __all__ = [
     "Acquisition",
@@ -88,7 +89,7 @@ class BatchSelector:
         score_batch: pool examples per forward pass when the selector walks its candidates.
     """
 
-    class Params(BaseModel):
+    class Params(Settings):
         """Parameters of the acquisition; validated, frozen, unknown keys rejected."""
 
         model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
