@@ -141,9 +141,11 @@ def trial_kill9_serial(folder: Path, rng: random.Random, reference: dict) -> dic
 def trial_kill9_parent_w2(folder: Path, rng: random.Random, reference: dict) -> dict:
     proc = bench(folder, "--workers", "2")
     wait_rounds(proc, folder, rng.randint(1, TOTAL - 4))
+    start = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    gone = gone_after(proc.pid)
+    proc.communicate()  # returns once every process holding the run's output pipes has ended
+    gone_after(proc.pid)
+    gone = time.monotonic() - start
     before = stored(folder)
     time.sleep(1.0)
     return {
@@ -186,6 +188,8 @@ def trial_term_parent_w2(folder: Path, rng: random.Random, reference: dict) -> d
 def trial_garbled_checkpoint(folder: Path, rng: random.Random, reference: dict) -> dict:
     proc = bench(folder)
     wait_rounds(proc, folder, rng.randint(2, TOTAL - 3))
+    while proc.poll() is None and not any((folder / "checkpoints").glob("*.pt")):
+        time.sleep(0.005)  # between two arms no checkpoint exists: wait for the next one
     proc.kill()
     proc.communicate()
     garbled = []
@@ -240,6 +244,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two trials of each kind")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="KIND",
+        help="run only these kinds of trial (repeatable), "
+        "replacing their results in --output and keeping the others",
+    )
     parser.add_argument("--output", default=str(HERE / "results" / "kills.json"))
     args = parser.parse_args()
     counts = {
@@ -252,6 +263,12 @@ def main() -> None:
     }
     if args.quick:
         counts = dict.fromkeys(counts, 2)
+    kinds = [*counts, "chain"]
+    unknown = sorted(set(args.only or []) - set(kinds))
+    if unknown:
+        parser.error(f"--only {', '.join(unknown)}: choose from {', '.join(kinds)}")
+    if args.only:
+        counts = {k: v for k, v in counts.items() if k in args.only}
     rng = random.Random(args.seed)
     out: dict = {
         "command": " ".join(["python", "benchmarks/robustness/kills.py", *sys.argv[1:]]),
@@ -275,9 +292,14 @@ def main() -> None:
                     flush=True,
                 )
             out["trials"][name] = rows
-        chain = trial_chain(root / "chain", rng, reference, max_kills=20 if args.quick else 60)
-        print("chain", json.dumps(chain), flush=True)
-        out["trials"]["chain"] = [chain]
+        if not args.only or "chain" in args.only:
+            chain = trial_chain(root / "chain", rng, reference, max_kills=20 if args.quick else 60)
+            print("chain", json.dumps(chain), flush=True)
+            out["trials"]["chain"] = [chain]
+    if args.only and Path(args.output).exists():  # keep the other kinds' recorded trials
+        previous = json.loads(Path(args.output).read_text())
+        out["trials"] = previous["trials"] | out["trials"]
+        out["command"] = previous["command"] + " && " + out["command"]
     summary = {}
     for name, rows in out["trials"].items():
         good = sum(
