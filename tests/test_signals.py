@@ -141,13 +141,15 @@ def test_two_runs_started_together_on_one_folder(tmp_path):
 
 def test_resume_while_the_run_is_running_is_refused(tmp_path):
     folder = tmp_path / "run"
-    proc = start_bench(folder, "--quiet")
+    proc = start_bench(folder, "--quiet", "--seeds", "8")  # long enough to outlast the second start
     try:
         wait_for_rounds(proc, folder, 1)
         second = cli("bench", "--resume", str(folder), "--quiet", "--no-plot")
+        assert proc.poll() is None, "the first run ended before the second started: lengthen it"
         assert second.returncode == 2
         assert second.stderr.count("\n") == 1
         assert f"(pid {proc.pid}" in second.stderr and f"kill {proc.pid}" in second.stderr
     finally:
-        proc.wait(timeout=300)
-    assert proc.returncode == 0
+        proc.terminate()  # no need to finish it
+        proc.communicate(timeout=60)
+    assert proc.returncode == 143
