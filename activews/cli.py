@@ -920,7 +920,7 @@ def _run_row(folder: Path, store_cls: Any) -> list[str]:
 
 def _check_report_target(target: Path, given: bool) -> None:
     """Fail before any figure is drawn if the report cannot be written to ``target``."""
-    import tempfile
+    from activews.results import probe_writable
 
     what = "--output" if given else "run folder"
     fix = "give --output a folder you can write to"
@@ -930,12 +930,11 @@ def _check_report_target(target: Path, given: bool) -> None:
         )
     try:
         target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target, prefix=".activews-probe-"):
-            pass
     except OSError as exc:
         raise ActivewsError(
             f"cannot write to {what} {str(target)!r} ({exc.strerror or exc}); {fix}"
         ) from None
+    probe_writable(target, what, fix)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from activews.errors import ActivewsError
 
 __all__ = [
     "prepare_output_dir",
+    "probe_writable",
     "check_writable_file",
     "atomic_write",
     "write_failure",
@@ -140,7 +141,8 @@ PROBE_PREFIX = ".activews-probe-"
 """Prefix of the short-lived file that checks a folder is writable."""
 
 
-def _probe_writable(folder: Path, what: str, fix: str) -> None:
+def probe_writable(folder: Path, what: str, fix: str) -> None:
+    """Fail with one line (``cannot write to WHAT 'FOLDER' (cause); FIX``) if ``folder`` takes no new file."""
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
         os.close(fd)
@@ -169,7 +171,7 @@ def prepare_output_dir(folder: str | Path) -> Path:
         raise ActivewsError(
             f"cannot create output folder {str(folder)!r} ({exc.strerror or exc}); {fix}"
         ) from None
-    _probe_writable(folder, "output folder", fix)
+    probe_writable(folder, "output folder", fix)
     return folder
 
 
@@ -183,7 +185,7 @@ def check_writable_file(path: str | Path, flag: str = "--json") -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ActivewsError(f"{flag} {str(path)!r}: folder {str(parent)!r} does not exist; create it first")
-    _probe_writable(parent, f"{flag} folder", f"give {flag} a path in a writable folder")
+    probe_writable(parent, f"{flag} folder", f"give {flag} a path in a writable folder")
     return path
 
 
