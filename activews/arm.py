@@ -38,7 +38,14 @@ from activews.errors import ActivewsError
 from activews.models import build_model, model_params
 from activews.strategies import InitContext, make_strategy, training_hooks
 from activews.streams import STREAMS, ModelView, Round, Stream
-from activews.training import TrainConfig, evaluate, make_optimizer, train_to_criterion
+from activews.training import (
+    TrainConfig,
+    autocast,
+    evaluate,
+    make_optimizer,
+    train_to_criterion,
+    uses_channels_last,
+)
 
 __all__ = [
     "ProgressEvent",
@@ -82,8 +89,10 @@ class ProgressEvent:
     """Reported to a ``progress`` callback.
 
     ``kind`` is ``"start"`` (once per run, after validation: ``round`` = rounds already stored,
-    ``num_rounds`` = rounds in the whole run), ``"arm_start"``, ``"round_end"`` (``record`` holds the
-    round's row) or ``"arm_end"``.
+    ``num_rounds`` = rounds in the whole run, ``record`` = how the run executes: ``workers``,
+    ``threads``, ``devices``, and on an accelerator ``cell_memory`` (bytes) and ``memory`` (text); a
+    ``warning`` when the run may oversubscribe the cores or the device's memory), ``"arm_start"``,
+    ``"round_end"`` (``record`` holds the round's row) or ``"arm_end"``.
     ``strategy`` is the arm's label (the strategy name, or ``name[key=value]`` for a sweep variant).
     """
 
@@ -146,6 +155,33 @@ def check_fits(config: BenchConfig, dataset: Dataset) -> None:
         make_strategy(spec.strategy, spec.params).check_model(model)
 
 
+def train_config(config: BenchConfig, dataset: Dataset, device: torch.device) -> TrainConfig:
+    """The round's training settings, with ``channels_last`` resolved: when not set, on for image models
+    (input ``(C, H, W)`` and a ``Conv2d``) on CUDA, where it runs convolutions in their fastest layout."""
+    cfg = config.train
+    if config.channels_last is None:
+        auto = device.type == "cuda" and _image_model(config, dataset)
+        return cfg.model_copy(update={"channels_last": auto}) if auto else cfg
+    if config.channels_last and not _image_model(config, dataset):
+        return cfg.model_copy(update={"channels_last": False})  # nothing to lay out: a no-op
+    return cfg
+
+
+def _image_model(config: BenchConfig, dataset: Dataset) -> bool:
+    shape = tuple(dataset.input_shape)
+    if len(shape) != 3:
+        return False
+    from activews.models import MODELS
+
+    params = model_params(config.model, config.model_params)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = MODELS.get(config.model).builder(shape, dataset.num_classes, params)
+    except Exception:  # a builder that cannot run on the meta device: keep the default layout
+        return False
+    return isinstance(model, nn.Module) and uses_channels_last(model, shape)
+
+
 def _optimizer_for(
     model: nn.Module, previous: torch.optim.Optimizer | None, cfg: TrainConfig
 ) -> torch.optim.Optimizer:
@@ -182,8 +218,10 @@ def _counterfactual(
     fresh = build_model(
         config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device
     )
-    stats, _ = train_to_criterion(fresh, x_l, y_l, config.train, gen)
-    accuracy, _ = evaluate(fresh, x_test, y_test, config.train.eval_batch_size)
+    train_cfg = train_config(config, dataset, device)
+    stats, _ = train_to_criterion(fresh, x_l, y_l, train_cfg, gen)
+    with autocast(device, train_cfg.precision):
+        accuracy, _ = evaluate(fresh, x_test, y_test, train_cfg.eval_batch_size)
     return {"counterfactual_accuracy": accuracy, "counterfactual_steps": stats.steps}
 
 
@@ -222,7 +260,8 @@ def run_arm(
     device = resolve_device(config.device)
     strat = make_strategy(spec.strategy, spec.params)
     mparams = model_params(config.model, config.model_params)
-    train_cfg = config.train
+    train_cfg = train_config(config, dataset, device)
+    amp = autocast(device, train_cfg.precision)
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
 
@@ -249,6 +288,8 @@ def run_arm(
         seed=derive_seed(seed, _MODEL0),
         device=device,
     )
+    if train_cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer: torch.optim.Optimizer | None = None
     records: list[dict[str, Any]] = []
@@ -282,7 +323,8 @@ def run_arm(
         if prev is None:
             rnd = stream.first()
         else:
-            rnd = stream.next(prev, ModelView(model, x_train, batch_size=train_cfg.eval_batch_size))
+            with amp:
+                rnd = stream.next(prev, ModelView(model, x_train, batch_size=train_cfg.eval_batch_size))
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
         labeled = rnd.labeled.to(device)
         x_l, y_l = x_train[labeled], y_train[labeled]
@@ -299,6 +341,8 @@ def run_arm(
                 raise ActivewsError(
                     f"strategy {spec.strategy!r}: init_round returned {type(model).__name__}, expected nn.Module"
                 )
+            if train_cfg.channels_last:
+                model = model.to(memory_format=torch.channels_last)
         init_seconds = time.perf_counter() - t_init
         diag: dict[str, Any] = {}
         if "weight_change" in config.diagnostics:
@@ -333,7 +377,8 @@ def run_arm(
             )
         if config.stream != "passive":  # arms select their own data: keep what each round added
             diag["new_indices"] = rnd.new.tolist()
-        test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
+        with amp:
+            test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
         cum_steps += stats.steps
         cum_seconds += stats.seconds
         record = {

@@ -36,7 +36,17 @@ from activews.arm import (
 from activews.config import BenchConfig
 from activews.data import Dataset
 from activews.errors import ActivewsError
-from activews.executors import CELL_THREADS, Cell, execute_cells
+from activews.executors import Cell, execute_cells
+from activews.resources import (
+    CELL_THREADS,
+    Workers,
+    cell_memory,
+    check_gpus_per_cell,
+    check_threads,
+    oversubscription,
+    parse_workers,
+    resolve_workers,
+)
 from activews.runlock import LOCK_FILE, RunLock
 from activews.store import STORE_FILE, RunStore, is_run_folder
 
@@ -115,11 +125,12 @@ def run_experiments(
     output: str | Path | None = None,
     datasets: dict[int, Dataset] | None = None,
     progress: ProgressFn | None = None,
-    workers: int = 1,
+    workers: Workers = 1,
     executor: str = "local",
     address: str | None = None,
     meta: dict[str, str] | None = None,
-    threads: int = CELL_THREADS,
+    threads: int | None = None,
+    gpus_per_cell: float | None = None,
 ) -> list[BenchResult]:
     """Run (or resume) several experiments into one run folder; one :class:`BenchResult` each.
 
@@ -130,13 +141,20 @@ def run_experiments(
             ``None`` uses a temporary folder, removed afterwards.
         datasets: tensors to use instead of loading ``config.dataset``, by experiment index.
         progress: receives :class:`ProgressEvent` s (``"start"`` first, with rounds already done).
-        workers: cells run in parallel (local processes, or Ray tasks).
+        workers: cells run in parallel (local processes, or Ray tasks): a count, or ``"auto"`` for as many
+            as fit the usable cores at ``threads`` each (one per GPU on CUDA; see
+            :func:`activews.resources.resolve_workers`). Results are identical whatever the count. The
+            default is 1, as with scikit-learn's ``n_jobs``: worker processes re-import the caller's main
+            module, so a library call does not start them unasked (the CLI's default is ``auto``).
         executor: ``"local"`` or ``"ray"``.
         address: a Ray cluster address (``executor="ray"``); a local Ray starts when omitted.
         meta: extra ``key: value`` strings stored in a new run's ``meta`` table (``activews reproduce``
             records its protocol there).
-        threads: torch intra-op threads of every cell, in this process or a worker (results depend on
-            it, so it is recorded with the run and a resume with another value is refused).
+        threads: torch intra-op threads of every cell, in this process or a worker. Results depend on
+            it, so it is recorded with the run and a resume with another value is refused; ``None`` takes
+            the run's recorded count when resuming, else :data:`~activews.resources.CELL_THREADS` (1).
+        gpus_per_cell: with ``executor="ray"`` on CUDA, the fraction of a GPU each cell's task asks for
+            (default 1); with local workers, ``workers="auto"`` runs ``1 / gpus_per_cell`` cells at once.
 
     One process at a time runs in a folder: a second one is refused (see :class:`RunLock`). An
     interrupt (``KeyboardInterrupt``; SIGTERM where the caller turns it into
@@ -144,8 +162,9 @@ def run_experiments(
     """
     if not experiments:
         raise ActivewsError("nothing to run: no experiments")
-    if threads < 1:
-        raise ActivewsError(f"threads must be >= 1, got {threads}")
+    if threads is not None:
+        check_threads(threads)
+    workers = parse_workers(workers)
     if output is None:
         with tempfile.TemporaryDirectory(prefix="activews-") as tmp:
             results = run_experiments(
@@ -158,6 +177,7 @@ def run_experiments(
                 address=address,
                 meta=meta,
                 threads=threads,
+                gpus_per_cell=gpus_per_cell,
             )
             for r in results:
                 r.folder = None
@@ -173,9 +193,8 @@ def run_experiments(
             import ray  # noqa: F401  (fail before any folder is created)
         except ImportError:
             raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
+    devices = _check_devices(configs, executor, gpus_per_cell)
     for i, cfg in configs.items():
-        if executor != "ray":  # Ray tasks may run on GPU nodes this machine is not
-            resolve_device(cfg.device)
         if i not in datasets:
             datasets[i] = load_bench_dataset(cfg)
         check_fits(cfg, datasets[i])
@@ -191,7 +210,7 @@ def run_experiments(
         for i, cfg in configs.items()
     }
     with _claim(folder):
-        store = _open_store(folder, run_config, experiments, meta, threads)
+        store, threads = _open_store(folder, run_config, experiments, meta, threads)
         try:
             done_rounds = len(store.records())
             todo = [
@@ -200,24 +219,102 @@ def run_experiments(
         finally:
             store.close()
         total = sum(len(cfg.arms) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
+        n_workers = resolve_workers(
+            workers, len(todo), devices=devices, threads=threads, gpus_per_cell=gpus_per_cell
+        )
+        plan = _plan(configs, datasets, devices, n_workers, threads, executor)
         if progress:
-            progress(ProgressEvent("start", "", -1, done_rounds, total))
+            progress(ProgressEvent("start", "", -1, done_rounds, total, plan))
         execute_cells(
             folder,
             todo,
             configs,
             datasets={i: datasets[i] for i in given},
-            workers=workers,
+            workers=n_workers,
             executor=executor,
             address=address,
             progress=progress,
             num_rounds=num_rounds,
             threads=threads,
+            gpus_per_cell=gpus_per_cell,
         )
         results = load_results(folder)
     for r in results:
         r.seconds = time.perf_counter() - start
     return results
+
+
+def _check_devices(
+    configs: dict[int, BenchConfig], executor: str, gpus_per_cell: float | None
+) -> list[str]:
+    """Each experiment's device (resolved here, before any data loads), checked against its settings.
+
+    Ray tasks may run on GPU nodes this machine is not: with ``executor="ray"`` a device is taken as
+    written (``auto`` as what it resolves to here).
+    """
+    from activews.config import FP16_ON_CPU
+    from activews.training import compile_problem
+
+    devices = []
+    for cfg in configs.values():
+        if executor == "ray" and cfg.device != "auto":
+            device = torch.device(cfg.device)
+        else:
+            device = resolve_device(cfg.device)
+        if cfg.precision == "fp16" and device.type == "cpu":
+            raise ActivewsError(FP16_ON_CPU)
+        if cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_available():
+            if not torch.cuda.is_bf16_supported():
+                raise ActivewsError(
+                    f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 "
+                    "arithmetic; use --precision fp16 or fp32"
+                )
+        if cfg.channels_last and device.type == "cpu":
+            raise ActivewsError(CHANNELS_LAST_ON_CPU)
+        if cfg.compile and (problem := compile_problem(device)):
+            raise ActivewsError(problem)
+        devices.append(str(device))
+    check_gpus_per_cell(gpus_per_cell, devices)
+    return devices
+
+
+def _plan(
+    configs: dict[int, BenchConfig],
+    datasets: dict[int, Dataset],
+    devices: list[str],
+    workers: int,
+    threads: int,
+    executor: str,
+) -> dict[str, Any]:
+    """How the run executes, for the ``"start"`` event: workers, threads, devices and, on an
+    accelerator, the memory each cell needs (with a warning when the cells at once may not fit)."""
+    plan: dict[str, Any] = {"workers": workers, "threads": threads, "devices": sorted(set(devices))}
+    if executor == "local" and (warning := oversubscription(workers, threads)):
+        plan["warning"] = warning
+    if not any(d != "cpu" for d in devices):
+        return plan
+    estimates = [m for i, cfg in configs.items() if (m := cell_memory(cfg, datasets[i])) is not None]
+    if not estimates:
+        return plan
+    need = max(estimates, key=lambda m: m.total)
+    plan["cell_memory"] = need.total
+    plan["memory"] = need.describe()
+    cuda = [d for d in devices if d.startswith("cuda")]
+    if executor == "local" and cuda and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(torch.device(cuda[0]))
+        if workers * need.total > free:
+            fit = max(1, free // need.total)
+            plan["warning"] = (
+                f"{workers} cells at about {need.total / 2**20:,.0f} MiB each may not fit the "
+                f"{free / 2**20:,.0f} MiB free on {cuda[0]}; use --workers {fit}"
+            )
+    return plan
+
+
+CHANNELS_LAST_ON_CPU = (
+    "--channels-last applies to CUDA devices (on CPU, torch's channels-last convolution backward "
+    "corrupts memory for some channel counts); drop --channels-last or use --device cuda"
+)
 
 
 _SETUP_DIR = ".setup"
@@ -267,18 +364,24 @@ def _open_store(
     run_config: dict[str, Any],
     experiments: Sequence[tuple[str, BenchConfig]],
     meta: dict[str, str] | None = None,
-    threads: int = CELL_THREADS,
-) -> RunStore:
-    """Open the run's store (checking that it holds this run), or create it; call with the run lock held."""
+    threads: int | None = None,
+) -> tuple[RunStore, int]:
+    """Open the run's store (checking that it holds this run), or create it; call with the run lock held.
+
+    Returns the store and the run's thread count: ``threads``, or when None the count the run recorded
+    (:data:`~activews.resources.CELL_THREADS` for a new run or one that recorded none).
+    """
     from activews.results import atomic_write
 
     if is_run_folder(folder) and _never_started(folder):
         log.info("%s: replacing the store of a run whose set-up did not finish", folder)
         _remove_store(folder)
     if not is_run_folder(folder):
-        _create_store(folder, run_config, experiments, meta, threads)
+        _create_store(folder, run_config, experiments, meta, threads or CELL_THREADS)
     store = RunStore(folder)
     try:
+        if threads is None:
+            threads = int(store.meta().get("threads") or CELL_THREADS)
         _check_same_run(store, folder, run_config, experiments, threads)
         if not (folder / "config.json").exists():
             # For people browsing the folder; the store holds the authoritative copy.
@@ -289,7 +392,7 @@ def _open_store(
     except BaseException:
         store.close()
         raise
-    return store
+    return store, threads
 
 
 def _check_same_run(
@@ -321,8 +424,8 @@ def _check_same_run(
     elif int(stored_threads) != threads:
         raise ActivewsError(
             f"run folder {str(folder)!r} was run with {stored_threads} torch thread(s) per cell and this "
-            f"run would use {threads}; numbers depend on it: resume with threads={stored_threads}, or "
-            "choose another --output"
+            f"run would use {threads}; numbers depend on it: resume with --threads {stored_threads} (or "
+            "leave --threads out), or choose another --output"
         )
 
 
@@ -423,10 +526,11 @@ def run_bench(
     dataset: Dataset | None = None,
     progress: ProgressFn | None = None,
     output: str | Path | None = None,
-    workers: int = 1,
+    workers: Workers = 1,
     executor: str = "local",
     address: str | None = None,
-    threads: int = CELL_THREADS,
+    threads: int | None = None,
+    gpus_per_cell: float | None = None,
 ) -> BenchResult:
     """Run every arm of ``config`` (the reference arms ``random`` and ``warm`` included) on every seed.
 
@@ -435,10 +539,13 @@ def run_bench(
         dataset: use these tensors instead of loading ``config.dataset`` (e.g. from :func:`from_arrays`).
         progress: called with a :class:`ProgressEvent` at the start and end of each arm and each round.
         output: run folder for the store, checkpoints and results; re-running into it resumes.
-        workers: arms run in parallel processes (results identical to ``workers=1``).
+        workers: cells run in parallel processes, a count or ``"auto"`` (results identical to
+            ``workers=1``; see :func:`run_experiments`).
         executor: ``"local"`` (processes on this machine) or ``"ray"``.
         address: Ray cluster address for ``executor="ray"``.
-        threads: torch intra-op threads of every cell (recorded with the run; see :func:`run_experiments`).
+        threads: torch intra-op threads of every cell (default 1; recorded with the run; see
+            :func:`run_experiments`).
+        gpus_per_cell: fraction of a GPU per cell on CUDA (see :func:`run_experiments`).
 
     Returns:
         A :class:`BenchResult` with per-round records and the per-arm summary.
@@ -452,6 +559,7 @@ def run_bench(
         executor=executor,
         address=address,
         threads=threads,
+        gpus_per_cell=gpus_per_cell,
     )[0]
 
 

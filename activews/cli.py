@@ -144,7 +144,12 @@ _GROUPS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("--augment", "augment", {"action": "store_const", "const": True, "help": "random crop (pad 4) + horizontal flip of image minibatches"}),
         ("--first-round-epochs", "first_round_epochs", {"type": int, "metavar": "N", "help": "train round 0 for exactly N epochs, not to the target"}),
         ("--eval-batch-size", "eval_batch_size", {"type": int, "help": "examples per forward pass when evaluating"}),
-        ("--device", "device", {"help": "cpu | cuda | cuda:N | mps | auto"}),
+    ],
+    "device": [
+        ("--device", "device", {"help": "cpu | cuda | cuda:N | mps | auto (CUDA when present)"}),
+        ("--precision", "precision", {"choices": ("fp32", "bf16", "fp16"), "help": "autocast arithmetic of forward passes; fp16 (CUDA only) adds a gradient scaler; reduced precision changes the numbers"}),
+        ("--channels-last", "channels_last", {"action": argparse.BooleanOptionalAction, "help": "channels-last memory format for image models (default: on for image models on CUDA)"}),
+        ("--compile", "compile", {"action": "store_const", "const": True, "help": "train through torch.compile (opt-in; falls back to eager with a warning)"}),
     ],
     "diagnostics": [
         ("--counterfactual", "counterfactual", {"action": "store_const", "const": True, "help": "active/selective: also train a fresh model on each round's labeled set, splitting the gap into init and selection effects"}),
@@ -205,7 +210,27 @@ def _add_run_options(parser: argparse.ArgumentParser, *, resume: bool) -> None:
         g.add_argument(
             "--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config"
         )
-    g.add_argument("--workers", type=int, default=1, help="cells (arm x seed) run in parallel (default: 1)")
+    g.add_argument(
+        "--workers",
+        default="auto",
+        metavar="N|auto",
+        help="cells (arm x seed) run at once, in processes of --threads threads each; auto = as many as "
+        "the usable cores hold (affinity and cgroup limits), one per GPU on CUDA (default: auto)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads per cell; numbers depend on it, so it is recorded with the run "
+        "(default: 1, or the run's own when resuming)",
+    )
+    g.add_argument(
+        "--gpus-per-cell",
+        type=float,
+        metavar="F",
+        help="on CUDA: the fraction of a GPU one cell takes, e.g. 0.25 runs 4 cells per GPU "
+        "(Ray tasks ask for it; with --workers auto, 1/F cells share the device) (default: 1)",
+    )
     g.add_argument(
         "--executor",
         default="local",
@@ -411,9 +436,12 @@ def _execute(
     from activews.bench import run_experiments
     from activews.results import check_writable_file, write_run_folder
 
+    from activews.resources import check_threads, parse_workers
+
     err = Console(stderr=True)
-    if args.workers < 1:
-        raise ActivewsError(f"--workers must be >= 1, got {args.workers}")
+    workers = parse_workers(args.workers)
+    if args.threads is not None:
+        check_threads(args.threads)
     if args.address and args.executor != "ray":
         raise ActivewsError("--address applies to --executor ray; add --executor ray or drop --address")
     args.json_path = check_writable_file(args.json) if args.json else None
@@ -429,10 +457,12 @@ def _execute(
                 experiments,
                 output=folder,
                 progress=display.on_event,
-                workers=args.workers,
+                workers=workers,
                 executor=args.executor,
                 address=args.address,
                 meta=meta,
+                threads=args.threads,
+                gpus_per_cell=args.gpus_per_cell,
             )
     except KeyboardInterrupt as exc:
         again = "activews bench --resume" if args.command == "bench" else "the same command with --output"
@@ -557,9 +587,16 @@ class _NoProgress:
     def __init__(self, console: Any, header: Sequence[str] = ()) -> None:
         self.console, self.header = console, list(header)
 
-    def print_header(self) -> None:
+    def print_header(self, plan: dict[str, Any] | None = None) -> None:
         for line in self.header:
             self.console.print(line, highlight=False)
+        if plan:
+            self.console.print(escape(_plan_line(plan)), highlight=False)
+        self.print_warning(plan)
+
+    def print_warning(self, plan: dict[str, Any] | None) -> None:
+        if plan and plan.get("warning"):
+            self.console.print(f"warning: {escape(plan['warning'])}", highlight=False, soft_wrap=True)
 
     def __enter__(self) -> _NoProgress:
         return self
@@ -568,7 +605,18 @@ class _NoProgress:
         pass
 
     def on_event(self, event: Any) -> None:
-        pass
+        if event.kind == "start":
+            self.print_warning(event.record)
+
+
+def _plan_line(plan: dict[str, Any]) -> str:
+    """``2 workers x 1 thread on cpu`` (+ the memory of a cell on an accelerator)."""
+    workers, threads = plan["workers"], plan["threads"]
+    line = (
+        f"{workers} worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''} "
+        f"on {', '.join(plan['devices'])}"
+    )
+    return line + (f" · {plan['memory']}" if plan.get("memory") else "")
 
 
 class _PlainProgress(_NoProgress):
@@ -581,7 +629,7 @@ class _PlainProgress(_NoProgress):
 
     def on_event(self, event: Any) -> None:
         if event.kind == "start":
-            self.print_header()
+            self.print_header(event.record)
             self.done, self.total = event.round, event.num_rounds
             if self.done:
                 self.console.print(
@@ -632,7 +680,7 @@ class _BarProgress(_NoProgress):
     def on_event(self, event: Any) -> None:
         p, key = self.progress, (event.strategy, event.seed)
         if event.kind == "start":  # the run is validated: show the header, then the bars
-            self.print_header()
+            self.print_header(event.record)
             p.start()
             self.started = True
             self.done, self.total = event.round, event.num_rounds

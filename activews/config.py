@@ -33,6 +33,11 @@ SEED_LIMIT = 2**32
 seed's low 32 bits, so two seeds that differ only above them would give identical arms (and a falsely
 tight confidence interval)."""
 
+FP16_ON_CPU = (
+    "--precision fp16 needs a CUDA device (on CPU, fp16 arithmetic is emulated and slow); use --precision "
+    "bf16 or fp32 on CPU, or --device cuda"
+)
+
 MAX_SEED_COUNT = 10_000
 """The largest seed count ``seeds=N`` accepts (every seed runs every arm through every round)."""
 
@@ -148,7 +153,17 @@ class BenchConfig(Settings):
         "weights, plasticity (= dormant_units,feature_rank,weights,grad_norms) or all",
     )
     eval_batch_size: int = Field(4096, ge=1, description="examples per forward pass when evaluating")
-    device: str = "cpu"
+    device: str = Field("cpu", description="cpu | cuda | cuda:N | mps | auto (CUDA when present)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="arithmetic of forward passes (autocast): fp32, bf16, or fp16 with a gradient scaler "
+        "(CUDA only); reduced precision changes the numbers, so fp32 keeps runs comparable",
+    )
+    channels_last: bool | None = Field(
+        None,
+        description="channels-last memory format for image models (default: on for image models on CUDA)",
+    )
+    compile: bool = Field(False, description="train through torch.compile (falls back to eager with a warning)")
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -198,6 +213,12 @@ class BenchConfig(Settings):
         if value not in ("cpu", "cuda", "auto", "mps") and not re.fullmatch(r"cuda:\d+", value):
             raise ValueError("device must be cpu, cuda, cuda:N, mps or auto")
         return value
+
+    @model_validator(mode="after")
+    def _precision(self) -> BenchConfig:
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ActivewsError(FP16_ON_CPU)
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> BenchConfig:
@@ -342,6 +363,9 @@ class BenchConfig(Settings):
             eval_batch_size=self.eval_batch_size,
             keep_optimizer_state=self.keep_optimizer_state,
             augment=self.augment,
+            precision=self.precision,
+            channels_last=bool(self.channels_last),
+            compile=self.compile,
         )
 
     @classmethod

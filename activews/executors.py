@@ -26,6 +26,7 @@ from activews.config import BenchConfig
 from activews.data import Dataset
 from activews.errors import ActivewsError
 from activews.plugins import load_plugin, loaded_plugins
+from activews.resources import CELL_THREADS, ray_resources
 from activews.results import write_failure
 from activews.store import RunStore
 from activews.workers import WorkerPool, as_received, stop_when_gone
@@ -65,11 +66,6 @@ def _dataset_for(config: BenchConfig) -> Dataset:
     return _DATASETS[key]
 
 
-CELL_THREADS = 1
-"""Torch intra-op threads of every cell, serial or in a worker: results depend on the thread count, so
-it is fixed (and recorded with the run) rather than taken from the machine's cores."""
-
-
 @contextmanager
 def _torch_threads(threads: int) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -78,6 +74,29 @@ def _torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def _deterministic_cuda(device: str) -> Iterator[None]:
+    """On CUDA, the deterministic kernel choices that make two runs of a cell give the same numbers.
+
+    cuDNN's autotuner (``benchmark``) picks kernels by timing them, so two runs can pick different ones;
+    it is turned off and cuDNN restricted to deterministic kernels for the cell. cuBLAS needs a fixed
+    workspace for reproducible reductions (``CUBLAS_WORKSPACE_CONFIG``), which only takes effect before
+    the process first uses cuBLAS: worker processes get it at their start, a caller's process that already
+    used CUDA keeps its own. On CPU this does nothing.
+    """
+    if not (device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())):
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic)
+    cudnn.benchmark, cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = before
 
 
 def run_cell(
@@ -102,7 +121,7 @@ def run_cell(
         except OSError as exc:
             then = f"then resume with 'activews bench --resume {folder}'"
             raise ActivewsError(write_failure("checkpoint folder", ckpt.parent, exc, then)) from None
-        with _torch_threads(threads):
+        with _torch_threads(threads), _deterministic_cuda(config.device):
             records = run_arm(
                 config,
                 dataset if dataset is not None else _dataset_for(config),
@@ -167,12 +186,14 @@ def execute_cells(
     progress: ProgressFn | None = None,
     num_rounds: dict[int, int] | None = None,
     threads: int = CELL_THREADS,
+    gpus_per_cell: float | None = None,
 ) -> None:
     """Run ``cells`` with the chosen executor; every round lands in the store in ``folder``.
 
     ``num_rounds`` (rounds per arm, by experiment) sizes the progress display; it defaults to
     ``config.num_rounds``, which is unknown (0) for ``rounds=0`` until the pool size is known.
-    ``threads`` is every cell's torch thread count (see :data:`CELL_THREADS`).
+    ``threads`` is every cell's torch thread count (see :data:`~activews.resources.CELL_THREADS`);
+    ``gpus_per_cell`` the fraction of a GPU each Ray task asks for on CUDA (default 1).
 
     An interrupt (``KeyboardInterrupt``, or :class:`~activews.workers.Terminated` from a SIGTERM
     handler) stops every worker process within seconds and is re-raised; the rounds already committed
@@ -194,7 +215,7 @@ def execute_cells(
     poller = _StorePoller(folder, progress, num_rounds or {e: c.num_rounds for e, c in configs.items()})
     try:
         if executor == "ray":
-            _execute_ray(folder, cells, configs, datasets, workers, address, poller, threads)
+            _execute_ray(folder, cells, configs, datasets, workers, address, poller, threads, gpus_per_cell)
         else:
             tasks = [
                 (
@@ -235,6 +256,7 @@ def _execute_ray(
     address: str | None,
     poller: _StorePoller,
     threads: int,
+    gpus_per_cell: float | None = None,
 ) -> None:
     try:
         import ray
@@ -247,19 +269,22 @@ def _execute_ray(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            _start_local_ray(ray, workers)
+            _start_local_ray(ray, workers * threads)
         if sigterm is not None:  # Ray installs its own SIGTERM handler; keep the caller's clean stop
             signal.signal(signal.SIGTERM, sigterm)
     # Tasks of a local Ray stop when this process ends, however it ends (Ray's own processes follow
     # the raylet at their own pace).
     driver = os.getpid() if started_here and not address else None
     try:
-        # One GPU per task when a cell trains on CUDA, so Ray spreads cells over the cluster's GPUs.
-        wants_gpu = any(configs[c.experiment].device.startswith("cuda") for c in cells)
-        remote = ray.remote(num_cpus=1, num_gpus=1 if wants_gpu else 0)(_ray_cell)
+        # Each task asks for its cell's threads and, on CUDA, its share of a GPU (--gpus-per-cell), so
+        # Ray places as many cells on a node as its cores and GPUs hold.
+        remotes = {
+            e: ray.remote(**ray_resources(cfg.device, threads, gpus_per_cell))(_ray_cell)
+            for e, cfg in configs.items()
+        }
         plugins = loaded_plugins()
         refs = [
-            remote.remote(
+            remotes[cell.experiment].remote(
                 str(folder),
                 cell,
                 configs[cell.experiment].model_dump(mode="json"),
@@ -291,7 +316,7 @@ def _execute_ray(
             ray.shutdown()
 
 
-def _start_local_ray(ray: Any, workers: int) -> None:
+def _start_local_ray(ray: Any, cpus: int) -> None:
     """A private Ray instance for this run whose servers listen on the loopback interface only.
 
     On Linux Ray binds its servers to every interface unless its node address is the loopback one, and
@@ -307,12 +332,12 @@ def _start_local_ray(ray: Any, workers: int) -> None:
         log.warning(
             "this Ray version offers no loopback-only start; its servers may listen on every interface"
         )
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         return
     before = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
 

@@ -9,6 +9,8 @@ is reached. Data are tensors in memory, batched by index: no DataLoader per-samp
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -21,6 +23,8 @@ from torch import nn
 
 from activews.validation import Settings
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "TrainConfig",
     "TrainStats",
@@ -31,6 +35,9 @@ __all__ = [
     "predict_proba",
     "dropout_layers",
     "global_rng_from",
+    "autocast",
+    "compile_problem",
+    "uses_channels_last",
 ]
 
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
@@ -73,6 +80,95 @@ def global_rng_from(generator: torch.Generator, device: torch.device | str = "cp
         yield
 
 
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` for ``precision`` on ``device`` (``bf16``, ``fp16``); a no-op for ``fp32``.
+
+    activews runs every forward pass of a round in it: training, evaluation and pool scoring. Outputs
+    that leave activews (probabilities, features, losses) are turned back into float32.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[precision])
+
+
+def compile_problem(device: torch.device | str) -> str | None:
+    """Why ``torch.compile`` cannot work for ``device`` on this machine (one line naming the fix), or None.
+
+    Checks what is needed before the first compilation: a Python that TorchDynamo supports, Triton for
+    CUDA, and a C++ compiler for CPU. A model that still fails to compile falls back to eager execution
+    with a warning (see :func:`train_to_criterion`).
+    """
+    device = torch.device(device)
+    try:
+        import torch._dynamo as dynamo
+
+        supported = dynamo.is_dynamo_supported()
+    except Exception:  # pragma: no cover - a torch without dynamo
+        supported = False
+    if not supported:
+        return "--compile: torch.compile does not support this Python or platform; drop --compile"
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            return "--compile on CUDA needs Triton (pip install triton); install it or drop --compile"
+    elif device.type == "cpu":
+        import shutil
+
+        from torch._inductor import config as inductor_config
+
+        names = inductor_config.cpp.cxx
+        names = tuple(names) if isinstance(names, (list, tuple)) else (names,)
+        candidates = [os.environ.get("CXX")] + [n for n in names if n] + ["g++", "clang++", "c++"]
+        if not any(c and shutil.which(c) for c in candidates):
+            return (
+                "--compile on CPU needs a C++ compiler (none found: install g++, or set CXX to one); "
+                "install one or drop --compile"
+            )
+    return None
+
+
+def uses_channels_last(model: nn.Module, input_shape: tuple[int, ...]) -> bool:
+    """Whether channels-last suits ``model``: image input ``(C, H, W)`` and at least one ``Conv2d``."""
+    return len(input_shape) == 3 and any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+_COMPILE_FAILED: set[type] = set()
+
+
+class _Forward:
+    """The model's forward pass as training calls it: compiled once per model class where asked.
+
+    A model class whose compilation fails is trained eagerly from then on, with one warning.
+    """
+
+    def __init__(self, model: nn.Module, compile: bool) -> None:
+        self.model = model
+        self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        if compile and type(model) not in _COMPILE_FAILED:
+            self.compiled = torch.compile(model)
+
+    def __call__(self, xb: torch.Tensor) -> torch.Tensor:
+        if self.compiled is None:
+            return self.model(xb)
+        try:
+            return self.compiled(xb)
+        except Exception as exc:  # the compiler's failure, before anything ran: train eagerly
+            _COMPILE_FAILED.add(type(self.model))
+            self.compiled = None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            log.warning(
+                "torch.compile failed for %s (%s: %s); training it without compilation",
+                type(self.model).__name__,
+                type(exc).__name__,
+                first[:200],
+            )
+            return self.model(xb)
+
+
 class TrainConfig(Settings):
     """How each round is trained (defaults follow Ash & Adams' released code)."""
 
@@ -94,6 +190,11 @@ class TrainConfig(Settings):
     )
     eval_batch_size: int = Field(4096, ge=1)
     augment: bool = Field(False, description="random crop (pad 4) + horizontal flip of each image minibatch")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of forward passes; fp16 adds a gradient scaler"
+    )
+    channels_last: bool = Field(False, description="train image models in channels-last memory format")
+    compile: bool = Field(False, description="train through torch.compile (eager fallback with a warning)")
 
 
 @dataclass
@@ -199,6 +300,12 @@ def train_to_criterion(
         from activews.data.augment import random_crop_flip
 
         augment = random_crop_flip
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = _Forward(model, config.compile)
+    amp = autocast(x.device, config.precision)
+    # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
+    scaler = torch.amp.GradScaler(x.device.type) if config.precision == "fp16" else None
     model.train()
     start = time.perf_counter()
     steps = 0
@@ -233,16 +340,24 @@ def train_to_criterion(
                 xb, yb = x[idx], y[idx]
                 if augment is not None:
                     xb = augment(xb, generator)
-                out = model(xb)
-                loss = F.cross_entropy(out, yb)
+                if config.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with amp:
+                    out = forward(xb)
+                    loss = F.cross_entropy(out, yb)
                 objective = loss
                 if loss_term is not None:
                     extra = loss_term(model)
                     if extra is not None:
                         objective = loss + extra
                 opt.zero_grad(set_to_none=True)
-                objective.backward()
-                opt.step()
+                if scaler is None:
+                    objective.backward()
+                    opt.step()
+                else:
+                    scaler.scale(objective).backward()
+                    scaler.step(opt)
+                    scaler.update()
                 steps += 1
                 if after_step is not None:
                     after_step(model, Step(steps, done, xb, yb, opt))
@@ -277,6 +392,7 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     On CPU, ``torch.softmax`` over a short last dimension (10 classes) took 810 us for 8,192 rows where
     this max-subtract / exp / normalize sequence took 230 us (docs/performance.md).
     """
+    logits = logits.float()  # reduced-precision logits (autocast) give float32 probabilities
     probs = (logits - logits.amax(dim=1, keepdim=True)).exp_()
     return probs.div_(probs.sum(dim=1, keepdim=True))
 
@@ -304,7 +420,7 @@ def evaluate(
     try:
         correct, loss = 0, 0.0
         for i in range(0, len(y), batch_size):
-            out = model(x[i : i + batch_size])
+            out = model(x[i : i + batch_size]).float()
             yb = y[i : i + batch_size]
             correct += int((out.argmax(1) == yb).sum())
             loss += float(F.cross_entropy(out, yb, reduction="sum"))

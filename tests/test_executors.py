@@ -70,7 +70,7 @@ def test_worker_errors_surface_in_the_caller(tmp_path):
 
 
 def test_bad_executor_settings(config):
-    with pytest.raises(ActivewsError, match="workers must be >= 1"):
+    with pytest.raises(ActivewsError, match="workers must be a count >= 1"):
         run_bench(config, workers=0)
     with pytest.raises(ActivewsError, match="unknown executor"):
         run_bench(config, executor="dask")

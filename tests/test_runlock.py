@@ -103,5 +103,5 @@ def test_the_thread_count_is_recorded_and_a_resume_with_another_is_refused(tmp_p
         assert store.meta()["threads"] == "1"
     with pytest.raises(ActivewsError, match="was run with 1 torch thread"):
         run_experiments([("", config)], output=folder, threads=2)
-    with pytest.raises(ActivewsError, match="threads must be >= 1"):
+    with pytest.raises(ActivewsError, match="threads must be a count >= 1"):
         run_experiments([("", config)], threads=0)

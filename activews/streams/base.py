@@ -94,7 +94,7 @@ class ModelView:
                         "the model's last nn.Linear is not called by its forward pass, so it has no "
                         "penultimate features; register the head last or use another acquisition"
                     )
-                feats.append(captured[-1].reshape(len(probs[-1]), -1))  # the head's input, last call
+                feats.append(captured[-1].reshape(len(probs[-1]), -1).float())  # the head's input, last call
         finally:
             hook.remove()
             self.model.train(was_training)
