@@ -402,9 +402,10 @@ def _check_same_run(
     experiments: Sequence[tuple[str, BenchConfig]],
     threads: int,
 ) -> None:
-    old = store.run_config()
-    if old != json.loads(json.dumps(run_config)):
-        raise ActivewsError(_mismatch_message(folder, old, run_config))
+    old = _comparable_run(store.run_config())
+    new = _comparable_run(json.loads(json.dumps(run_config)))
+    if old != new:
+        raise ActivewsError(_mismatch_message(folder, old, new))
     # Equal configs can still name their arms differently: a sweep's parameter order makes the labels.
     for (_, _, stored), (_, cfg) in zip(store.experiments(), experiments, strict=True):
         old_arms = BenchConfig.from_stored(stored).arms
@@ -427,6 +428,16 @@ def _check_same_run(
             f"run would use {threads}; numbers depend on it: resume with --threads {stored_threads} (or "
             "leave --threads out), or choose another --output"
         )
+
+
+def _comparable_run(run_config: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config with each experiment's config in :meth:`BenchConfig.comparable` form."""
+    out = dict(run_config)
+    out["experiments"] = [
+        {**e, "config": BenchConfig.comparable(e["config"])} if isinstance(e, dict) and isinstance(e.get("config"), dict) else e
+        for e in run_config.get("experiments", [])
+    ]
+    return out
 
 
 def _create_store(

@@ -42,8 +42,15 @@ IDENTITY_KEYS = ("arm", "strategy_name", "strategy_params", "seed", "config_sha2
 
 
 def config_fingerprint(config: Any) -> str:
-    """SHA-256 of a pydantic config's JSON form (keys sorted): equal configs, equal fingerprints."""
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of a pydantic config's JSON form (keys sorted): equal configs, equal fingerprints.
+
+    A config class with a ``comparable`` method (``BenchConfig``) is hashed in that form, so fields added
+    later at their earlier behaviour leave the fingerprint of older checkpoints unchanged.
+    """
+    values = config.model_dump(mode="json")
+    if hasattr(type(config), "comparable"):
+        values = type(config).comparable(values)
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     ConfigDict,
@@ -63,6 +63,12 @@ class BenchConfig(Settings):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    LATER_FIELDS: ClassVar[dict[str, Any]] = {"precision": "fp32", "channels_last": None, "compile": False}
+    """Fields added after runs were first stored, with the value that behaves as runs did before them.
+
+    A stored config without such a field is the same run as one with this value: see :meth:`comparable`.
+    """
 
     # what is compared
     stream: str = Field("active", description="passive | active | selective")
@@ -367,6 +373,15 @@ class BenchConfig(Settings):
             channels_last=bool(self.channels_last),
             compile=self.compile,
         )
+
+    @classmethod
+    def comparable(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """A config dict (JSON form) without the :attr:`LATER_FIELDS` that hold their earlier behaviour.
+
+        Stored runs and checkpoints compare configs in this form, so a run stored before a field existed
+        still resumes.
+        """
+        return {k: v for k, v in values.items() if k not in cls.LATER_FIELDS or v != cls.LATER_FIELDS[k]}
 
     @classmethod
     def from_stored(cls, values: dict[str, Any]) -> BenchConfig:

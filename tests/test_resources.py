@@ -343,3 +343,28 @@ def test_a_resume_keeps_the_runs_thread_count(tmp_path):
     assert events[0].kind == "start" and events[0].record["threads"] == 2
     with pytest.raises(ActivewsError, match="resume with --threads 2"):
         run_experiments([("", config)], output=folder, threads=1)
+
+
+def test_a_run_stored_before_the_gpu_settings_existed_still_resumes(tmp_path):
+    import json
+    import sqlite3
+
+    from activews.bench import run_experiments
+    from activews.store import STORE_FILE
+
+    folder = tmp_path / "run"
+    config = BenchConfig.build(**(TINY | {"seeds": 1, "rounds": 1}))
+    run_experiments([("", config)], output=folder)
+    conn = sqlite3.connect(folder / STORE_FILE)
+    with conn:  # as an earlier activews wrote it: no precision, channels_last or compile
+        (text,) = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        stored = json.loads(text)
+        for e in stored["experiments"]:
+            for key in BenchConfig.LATER_FIELDS:
+                e["config"].pop(key)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(stored),))
+    conn.close()
+    results = run_experiments([("", config)], output=folder)
+    assert len(results[0].records) == 3  # 3 arms x 1 seed x 1 round: nothing re-run, nothing refused
+    with pytest.raises(ActivewsError, match="precision"):
+        run_experiments([("", config.model_copy(update={"precision": "bf16"}))], output=folder)
