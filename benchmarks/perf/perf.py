@@ -1,14 +1,17 @@
 """Performance checks for activews, side by side in one run (see docs/performance.md).
 
     python benchmarks/perf/perf.py                 # all three measurements
-    python benchmarks/perf/perf.py --only epoch    # one of: epoch, scoring, workers
+    python benchmarks/perf/perf.py --only epoch    # one of: epoch, scoring, workers, busy (repeatable)
 
 1. epoch:   one training epoch of the activews learner vs a minimal hand-written PyTorch loop over the same
             in-memory tensors, and vs a DataLoader(TensorDataset) loop. Target: activews <= 1.05x minimal.
 2. scoring: acquisition scores for a pool of 1,000,000 MNIST-1D-sized examples through ActiveStream.scores
             vs the bare batched forward pass. Target: <= 1.2x, and peak memory that does not grow with the
             pool beyond the score vector.
-3. workers: the default bench with --workers 2 vs --workers 1. Target: >= 1.7x on 2 cores.
+3. workers: the README's bench command with --workers auto (the default) vs --workers 1, on a quiet
+            machine. Target: at most 0.65x the time.
+4. busy:    the same command (--workers auto) beside one busy single-threaded process of normal priority,
+            started and stopped by the benchmark, vs on a quiet machine. Target: at most 1.6x the time.
 """
 
 from __future__ import annotations
@@ -200,44 +203,76 @@ def bench_scoring(pool: int = 1_000_000, batch: int = 8192, repeats: int = 5) ->
     }
 
 
+def _default_bench(*flags: str) -> tuple[float, list[dict]]:
+    """Wall time and per-arm results of the README's bench command (CLI, a fresh process) with ``flags``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable, "-m", "activews", "bench", "--stream", "active", "--strategy", "shrink_perturb",
+            "--quiet", "--no-plot", *flags,
+            "--output", str(Path(tmp) / "run"), "--json", str(Path(tmp) / "r.json"),
+        ]  # fmt: skip
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - t
+        arms = [
+            {k: a[k] for k in ("arm", "final_accuracy", "steps")}
+            for a in json.loads((Path(tmp) / "r.json").read_text())["arms"]
+        ]
+    return seconds, arms
+
+
 def bench_workers() -> dict:
-    """Wall time of the default bench with --workers 1 and --workers 2 (CLI, fresh processes)."""
-    out = {}
-    for workers in (1, 2):
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [
-                sys.executable,
-                "-m",
-                "activews",
-                "bench",
-                "--quiet",
-                "--no-plot",
-                "--workers",
-                str(workers),
-                "--output",
-                str(Path(tmp) / "run"),
-                "--json",
-                str(Path(tmp) / "r.json"),
-            ]
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            out[f"workers_{workers}_seconds"] = time.perf_counter() - t
-            out[f"workers_{workers}_arms"] = [
-                {k: a[k] for k in ("arm", "final_accuracy", "steps")}
-                for a in json.loads((Path(tmp) / "r.json").read_text())["arms"]
-            ]
-    out["speedup"] = out["workers_1_seconds"] / out["workers_2_seconds"]
-    out["identical_results"] = out["workers_1_arms"] == out["workers_2_arms"]
-    out["target"] = "speedup >= 1.7"
-    return out
+    """The default bench with --workers auto (the default) and with --workers 1, on a quiet machine."""
+    from activews.resources import resolve_workers, usable_cpus
+
+    auto_seconds, auto_arms = _default_bench("--workers", "auto")
+    one_seconds, one_arms = _default_bench("--workers", "1")
+    return {
+        "usable_cpus": usable_cpus(),
+        "auto_workers": resolve_workers("auto", 12, devices=["cpu"]),
+        "auto_seconds": auto_seconds,
+        "workers_1_seconds": one_seconds,
+        "ratio": auto_seconds / one_seconds,
+        "identical_results": auto_arms == one_arms,
+        "arms": auto_arms,
+        "target": "ratio <= 0.65",
+    }
+
+
+def bench_busy() -> dict:
+    """The default bench beside one busy single-threaded process of normal priority vs on a quiet machine.
+
+    The busy process (``python3 -c 'while True: pass'``) is started just before the busy run and stopped
+    right after it; the quiet run goes first.
+    """
+    quiet_seconds, quiet_arms = _default_bench()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)  # let the scheduler see it
+        busy_seconds, busy_arms = _default_bench()
+    finally:
+        hog.kill()
+        hog.wait()
+    return {
+        "quiet_seconds": quiet_seconds,
+        "busy_seconds": busy_seconds,
+        "ratio": busy_seconds / quiet_seconds,
+        "identical_results": quiet_arms == busy_arms,
+        "target": "ratio <= 1.6",
+    }
+
+
+SECTIONS = ("epoch", "scoring", "workers", "busy")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=("epoch", "scoring", "workers"))
-    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section (repeatable)")
+    parser.add_argument(
+        "--json", help="also write the results to this file (sections not run keep their earlier figures)"
+    )
     args = parser.parse_args()
     results = {
         "machine": {
@@ -249,12 +284,21 @@ def main() -> None:
         },
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    for name, fn in (("epoch", bench_epoch), ("scoring", bench_scoring), ("workers", bench_workers)):
-        if args.only in (None, name):
-            results[name] = fn()
+    fns = {"epoch": bench_epoch, "scoring": bench_scoring, "workers": bench_workers, "busy": bench_busy}
+    for name in SECTIONS:
+        if not args.only or name in args.only:
+            results[name] = fns[name]()
+            results[name]["date"] = results["date"]
+            results[name]["machine"] = results["machine"]
             print(f"== {name}\n{json.dumps(results[name], indent=2)}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        path = Path(args.json)
+        earlier = json.loads(path.read_text()) if path.exists() else {}
+        for name in SECTIONS:  # a section kept from an earlier run keeps that run's date and machine
+            if isinstance(earlier.get(name), dict):
+                earlier[name].setdefault("date", earlier.get("date"))
+                earlier[name].setdefault("machine", earlier.get("machine"))
+        path.write_text(json.dumps(earlier | results, indent=2))
 
 
 if __name__ == "__main__":

@@ -180,6 +180,21 @@ def cases() -> list[Case]:
     add("device_mps_missing", bench("--device", "mps"))
     add("address_without_ray", bench("--address", "localhost:6379"))
 
+    # -- threads, workers and the GPU path (issue 12)
+    add("threads_0", bench("--threads", "0"))
+    add("threads_negative", bench("--threads", "-2"))
+    add("type--threads_text", bench("--threads", "two"))
+    add("workers_text", bench("--workers", "all"))
+    add("precision_fp16_on_cpu", bench("--precision", "fp16"))
+    add("precision_fp16_auto_on_cpu", bench("--precision", "fp16", "--device", "auto"))
+    add("precision_unknown", bench("--precision", "fp8"))
+    add("gpus_per_cell_on_cpu", bench("--gpus-per-cell", "0.5"))
+    add("gpus_per_cell_0", bench("--gpus-per-cell", "0", "--device", "cuda"))
+    add("gpus_per_cell_text", bench("--gpus-per-cell", "half"))
+    add("gpus_per_cell_cuda_missing", bench("--gpus-per-cell", "0.5", "--device", "cuda"))
+    add("channels_last_on_cpu", bench("--channels-last"))
+    add("compile_without_a_compiler", bench("--compile"), env={"PATH": "/nonexistent", "CXX": ""})
+
     # -- names
     add("unknown_strategy", bench("--strategy", "shrink_perturbb"))
     add("empty_strategy", bench("--strategy", ""))
