@@ -197,7 +197,11 @@ class WorkerPool:
         return self
 
     def run(self, tasks: Sequence[Sequence[Any]], on_wait: Callable[[], None] | None = None) -> list[Any]:
-        """Run every task; results in task order. A task's error is re-raised here (the rest are stopped)."""
+        """Run every task; results in task order. A task's error is re-raised here (the rest are stopped).
+
+        ``on_wait`` is called after each finished task and every :data:`_POLL` seconds in between (the
+        progress display reads the store there).
+        """
         for i, args in enumerate(tasks):
             self._tasks.put((i, tuple(args)))
         for _ in self.processes:
@@ -208,7 +212,6 @@ class WorkerPool:
                 index, ok, payload = self._results.get(timeout=_POLL)
             except queue.Empty:
                 self._check_alive()
-                continue
             else:
                 if not ok:
                     exc, tb = payload
@@ -216,7 +219,7 @@ class WorkerPool:
                         raise exc
                     raise exc from WorkerTraceback(tb)
                 out[index] = payload
-            if on_wait is not None:
+            if on_wait is not None:  # every half second at least, not only when a task ends
                 on_wait()
         return [out[i] for i in range(len(tasks))]
 

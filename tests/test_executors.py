@@ -123,3 +123,24 @@ def test_a_local_ray_listens_on_the_loopback_interface_only(tmp_path):
     opened = during[0] - before
     assert opened, "Ray opened no listener?"
     assert all(_loopback(address) for address, _ in opened), sorted(opened)
+
+
+def _sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_the_pool_calls_back_while_a_task_runs_not_only_when_it_ends():
+    """The progress display reads the store in ``on_wait``: it must run every half second."""
+    import time
+
+    from activews.workers import WorkerPool
+
+    calls: list[float] = []
+    with WorkerPool(1, _sleep) as pool:
+        start = time.monotonic()
+        assert pool.run([(2.5,)], on_wait=lambda: calls.append(time.monotonic() - start)) == [2.5]
+    before_the_end = [t for t in calls if t < calls[-1] - 0.2]
+    assert len(before_the_end) >= 3, calls
