@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.gpu.check import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "benchmarks" / "gpu" / "check.py"
-STAGES = (
-    "cuda_tests",
-    "determinism",
-    "kill_resume",
-    "epoch_time",
-    "reproduce_online",
-    "several_cells",
-    "memory",
-)
 
 
 def test_dry_run_records_figures_for_every_stage(tmp_path):
