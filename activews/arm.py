@@ -35,7 +35,7 @@ from activews.diagnostics import (
     weight_fields,
 )
 from activews.errors import ActivewsError
-from activews.models import build_model, model_params
+from activews.models import build_model, meta_model, model_params
 from activews.strategies import InitContext, make_strategy, training_hooks
 from activews.streams import STREAMS, ModelView, Round, Stream
 from activews.training import (
@@ -171,15 +171,9 @@ def _image_model(config: BenchConfig, dataset: Dataset) -> bool:
     shape = tuple(dataset.input_shape)
     if len(shape) != 3:
         return False
-    from activews.models import MODELS
-
-    params = model_params(config.model, config.model_params)
-    try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            model = MODELS.get(config.model).builder(shape, dataset.num_classes, params)
-    except Exception:  # a builder that cannot run on the meta device: keep the default layout
-        return False
-    return isinstance(model, nn.Module) and uses_channels_last(model, shape)
+    # A builder that cannot run on the meta device keeps the default layout.
+    model = meta_model(config.model, shape, dataset.num_classes, config.model_params)
+    return model is not None and uses_channels_last(model, shape)
 
 
 def _optimizer_for(

@@ -244,15 +244,13 @@ def run_experiments(
     return results
 
 
-def _check_devices(
-    configs: dict[int, BenchConfig], executor: str, gpus_per_cell: float | None
-) -> list[str]:
+def _check_devices(configs: dict[int, BenchConfig], executor: str, gpus_per_cell: float | None) -> list[str]:
     """Each experiment's device (resolved here, before any data loads), checked against its settings.
 
     Ray tasks may run on GPU nodes this machine is not: with ``executor="ray"`` a device is taken as
     written (``auto`` as what it resolves to here).
     """
-    from activews.config import FP16_ON_CPU
+    from activews.config import CHANNELS_LAST_ON_CPU, FP16_ON_CPU
     from activews.training import compile_problem
 
     devices = []
@@ -309,12 +307,6 @@ def _plan(
                 f"{free / 2**20:,.0f} MiB free on {cuda[0]}; use --workers {fit}"
             )
     return plan
-
-
-CHANNELS_LAST_ON_CPU = (
-    "--channels-last applies to CUDA devices (on CPU, torch's channels-last convolution backward "
-    "corrupts memory for some channel counts); drop --channels-last or use --device cuda"
-)
 
 
 _SETUP_DIR = ".setup"
@@ -434,7 +426,9 @@ def _comparable_run(run_config: dict[str, Any]) -> dict[str, Any]:
     """A stored run config with each experiment's config in :meth:`BenchConfig.comparable` form."""
     out = dict(run_config)
     out["experiments"] = [
-        {**e, "config": BenchConfig.comparable(e["config"])} if isinstance(e, dict) and isinstance(e.get("config"), dict) else e
+        {**e, "config": BenchConfig.comparable(e["config"])}
+        if isinstance(e, dict) and isinstance(e.get("config"), dict)
+        else e
         for e in run_config.get("experiments", [])
     ]
     return out

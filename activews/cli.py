@@ -434,9 +434,8 @@ def _execute(
     from rich.console import Console
 
     from activews.bench import run_experiments
-    from activews.results import check_writable_file, write_run_folder
-
     from activews.resources import check_threads, parse_workers
+    from activews.results import check_writable_file, write_run_folder
 
     err = Console(stderr=True)
     workers = parse_workers(args.workers)

@@ -38,6 +38,11 @@ FP16_ON_CPU = (
     "bf16 or fp32 on CPU, or --device cuda"
 )
 
+CHANNELS_LAST_ON_CPU = (
+    "--channels-last applies to CUDA devices (on CPU, torch's channels-last convolution backward "
+    "corrupts memory for some channel counts); drop --channels-last or use --device cuda"
+)
+
 MAX_SEED_COUNT = 10_000
 """The largest seed count ``seeds=N`` accepts (every seed runs every arm through every round)."""
 
@@ -169,7 +174,9 @@ class BenchConfig(Settings):
         None,
         description="channels-last memory format for image models (default: on for image models on CUDA)",
     )
-    compile: bool = Field(False, description="train through torch.compile (falls back to eager with a warning)")
+    compile: bool = Field(
+        False, description="train through torch.compile (falls back to eager with a warning)"
+    )
 
     @field_validator("seeds", mode="before")
     @classmethod

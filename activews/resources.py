@@ -210,7 +210,9 @@ def oversubscription(workers: int, threads: int, cpus: int | None = None) -> str
     )
 
 
-def ray_resources(device: str, threads: int = CELL_THREADS, gpus_per_cell: float | None = None) -> dict[str, float]:
+def ray_resources(
+    device: str, threads: int = CELL_THREADS, gpus_per_cell: float | None = None
+) -> dict[str, float]:
     """What one cell's Ray task asks for: ``threads`` CPUs, and on CUDA ``gpus_per_cell`` of a GPU (default 1).
 
     Ray places as many tasks on a node as its resources allow, so ``--gpus-per-cell 0.25`` runs four
@@ -261,30 +263,30 @@ def cell_memory(config: BenchConfig, dataset: Dataset) -> CellMemory | None:
     """
     import torch
 
-    from activews.models import MODELS, model_params
+    from activews.models import meta_model
 
     data = sum(
-        t.numel() * t.element_size() for t in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+        t.numel() * t.element_size()
+        for t in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
     )
-    params = model_params(config.model, config.model_params)
-    spec = MODELS.get(config.model)
     shape = tuple(dataset.input_shape)
+    model = meta_model(config.model, shape, dataset.num_classes, config.model_params)
+    if model is None:
+        return None
+    sizes: list[int] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() if torch.is_tensor(out) else 0))
+        for m in model.modules()
+        if not list(m.children())
+    ]
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            model = spec.builder(shape, dataset.num_classes, params)
-            sizes: list[int] = []
-            hooks = [
-                m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() if torch.is_tensor(out) else 0))
-                for m in model.modules()
-                if not list(m.children())
-            ]
-            try:
-                model(torch.empty((config.batch_size, *shape)))
-            finally:
-                for h in hooks:
-                    h.remove()
+        with torch.device("meta"):
+            model(torch.empty((config.batch_size, *shape)))
     except Exception:
         return None
+    finally:
+        for h in hooks:
+            h.remove()
     weights = sum(p.numel() for p in model.parameters())
     act_bytes = 2 if config.precision != "fp32" else 4
     states = 2 if config.optimizer == "adam" else (1 if config.momentum else 0)

@@ -17,15 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "benchmarks" / "gpu" / "check.py"
 
 
+def run_check(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python benchmarks/gpu/check.py ARGS`` from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, str(CHECK), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_dry_run_records_figures_for_every_stage(tmp_path):
     out = tmp_path / "x.json"
-    done = subprocess.run(
-        [sys.executable, str(CHECK), "--dry-run", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,  # about 35-50 s on the 2-core machine; generous for a busy one
-    )
+    # about 35-50 s on the 2-core machine; generous for a busy one
+    done = run_check("--dry-run", "--json", str(out), timeout=240)
     assert out.is_file(), done.stderr[-2000:]
     result = json.loads(out.read_text())
     errors = {name: row.get("error") for name, row in result["stages"].items() if row.get("error")}
@@ -56,13 +58,7 @@ def test_dry_run_records_figures_for_every_stage(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_without_cuda_a_real_run_exits_2_with_one_line(tmp_path):
     out = tmp_path / "y.json"
-    done = subprocess.run(
-        [sys.executable, str(CHECK), "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_check("--json", str(out))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--dry-run" in lines[0] and "CUDA" in lines[0], done.stderr
@@ -70,21 +66,7 @@ def test_without_cuda_a_real_run_exits_2_with_one_line(tmp_path):
 
 
 def test_unknown_stage_exits_2_with_one_line(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(CHECK),
-            "--dry-run",
-            "--only",
-            "epoch,memory",
-            "--json",
-            str(tmp_path / "z.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_check("--dry-run", "--only", "epoch,memory", "--json", str(tmp_path / "z.json"))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "epoch" in lines[0] and "epoch_time" in lines[0], done.stderr

@@ -61,7 +61,10 @@ def test_cgroup_v1_quota(tmp_path):
     root = _fake_root(
         tmp_path,
         "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n",
-        {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"},
+        {
+            "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n",
+            "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        },
     )
     assert cgroup_cpu_limit(root) == 2.0
     unlimited = _fake_root(
@@ -244,7 +247,12 @@ def test_channels_last_is_automatic_only_for_image_models_on_cuda():
     assert train_config(forced, images, torch.device("cpu")).channels_last is True
     off = cnn.model_copy(update={"channels_last": False})
     assert train_config(off, images, torch.device("cuda")).channels_last is False
-    assert train_config(mlp.model_copy(update={"channels_last": True}), vectors, torch.device("cpu")).channels_last is False
+    assert (
+        train_config(
+            mlp.model_copy(update={"channels_last": True}), vectors, torch.device("cpu")
+        ).channels_last
+        is False
+    )
 
 
 def test_a_model_that_fails_to_compile_trains_eagerly_with_one_warning(monkeypatch, caplog):
@@ -264,8 +272,12 @@ def test_a_model_that_fails_to_compile_trains_eagerly_with_one_warning(monkeypat
     train_to_criterion(eager, x, y, TrainConfig(max_epochs=2), torch.Generator().manual_seed(1))
     compiled = build_model("mlp", (40,), 10, seed=0)
     with caplog.at_level(logging.WARNING, logger="activews.training"):
-        train_to_criterion(compiled, x, y, TrainConfig(max_epochs=2, compile=True), torch.Generator().manual_seed(1))
-        train_to_criterion(compiled, x, y, TrainConfig(max_epochs=1, compile=True), torch.Generator().manual_seed(1))
+        train_to_criterion(
+            compiled, x, y, TrainConfig(max_epochs=2, compile=True), torch.Generator().manual_seed(1)
+        )
+        train_to_criterion(
+            compiled, x, y, TrainConfig(max_epochs=1, compile=True), torch.Generator().manual_seed(1)
+        )
     warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
     assert len(warnings) == 1 and "backend compiler failed" in warnings[0] and "\n" not in warnings[0]
     eager_after = build_model("mlp", (40,), 10, seed=0)
@@ -322,7 +334,18 @@ def test_the_cli_runs_cells_in_parallel_by_default_and_says_how(tmp_path, capsys
 
     monkeypatch.setattr(resources, "usable_cpus", lambda: 2)
     folder = tmp_path / "run"
-    flags = ["--n-examples", "600", "--rounds", "2", "--initial", "100", "--query-size", "100", "--seeds", "1"]
+    flags = [
+        "--n-examples",
+        "600",
+        "--rounds",
+        "2",
+        "--initial",
+        "100",
+        "--query-size",
+        "100",
+        "--seeds",
+        "1",
+    ]
     assert main(["bench", *flags, "--output", str(folder), "--progress", "plain", "--no-plot"]) == 0
     err = capsys.readouterr().err
     assert "2 workers x 1 thread on cpu" in err

@@ -4,6 +4,22 @@ User models register with :func:`register_model`.
 """
 
 from activews.models import resnet, zoo  # noqa: F401  (importing them registers the built-in models)
-from activews.models.base import MODELS, ModelParams, ModelSpec, build_model, model_params, register_model
+from activews.models.base import (
+    MODELS,
+    ModelParams,
+    ModelSpec,
+    build_model,
+    meta_model,
+    model_params,
+    register_model,
+)
 
-__all__ = ["MODELS", "ModelParams", "ModelSpec", "build_model", "model_params", "register_model"]
+__all__ = [
+    "MODELS",
+    "ModelParams",
+    "ModelSpec",
+    "build_model",
+    "meta_model",
+    "model_params",
+    "register_model",
+]

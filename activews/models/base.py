@@ -16,7 +16,15 @@ from activews.errors import ActivewsError, format_validation_error
 from activews.registry import Registry
 from activews.validation import Settings
 
-__all__ = ["ModelParams", "ModelSpec", "MODELS", "register_model", "build_model", "model_params"]
+__all__ = [
+    "ModelParams",
+    "ModelSpec",
+    "MODELS",
+    "register_model",
+    "build_model",
+    "model_params",
+    "meta_model",
+]
 
 
 class ModelParams(Settings):
@@ -131,19 +139,38 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _parameter_count(
+def _on_meta(
     builder: Callable[..., Any], shape: tuple[int, ...], classes: int, params: Any
-) -> int | None:
-    """Parameters of the model, counted on the meta device (no memory, no random draws); None when the
-    builder cannot run there (it reads values, say)."""
+) -> nn.Module | None:
+    """What ``builder`` builds, on the meta device (no memory, no random draws); None when it cannot run
+    there (it reads values, say) or builds no ``nn.Module``."""
     try:
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             model = builder(shape, classes, params)
     except Exception:
         return None
-    if not isinstance(model, nn.Module):
-        return None
-    return sum(p.numel() for p in model.parameters())
+    return model if isinstance(model, nn.Module) else None
+
+
+def meta_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    params: Mapping[str, Any] | ModelParams | None = None,
+) -> nn.Module | None:
+    """The registered model ``name`` built on PyTorch's meta device, for its structure and sizes only
+    (no memory, no random draws); None when its builder cannot run there."""
+    spec = MODELS.get(name)
+    given = params if isinstance(params, ModelParams) else model_params(name, params)
+    return _on_meta(spec.builder, tuple(input_shape), num_classes, given)
+
+
+def _parameter_count(
+    builder: Callable[..., Any], shape: tuple[int, ...], classes: int, params: Any
+) -> int | None:
+    """Parameters of the model, counted on the meta device; None when the builder cannot run there."""
+    model = _on_meta(builder, shape, classes, params)
+    return None if model is None else sum(p.numel() for p in model.parameters())
 
 
 _cached_count = functools.lru_cache(maxsize=64)(_parameter_count)
