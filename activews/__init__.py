@@ -5,29 +5,83 @@ Quick start::
     from activews import BenchConfig, run_bench
     result = run_bench(BenchConfig(stream="active", strategies=["shrink_perturb"], seeds=3))
     penalties = {arm["arm"]: (arm["penalty"], arm["penalty_ci"]) for arm in result.summary}
+
+The names below load on first use (PEP 562), so ``import activews`` costs almost nothing and
+``from activews import run_bench`` loads only the engine. The layout (domain, engine, report,
+reproduce, cli) is described in docs/architecture.md.
 """
 
-from activews.bench import BenchResult, ProgressEvent, run_arm, run_bench, summarize
-from activews.config import REFERENCE_ARMS, BenchConfig
-from activews.data import Dataset, from_arrays, load_dataset, load_npz, register_dataset
-from activews.errors import ActivewsError
-from activews.models import ModelParams, build_model, register_model
-from activews.strategies import (
-    InitContext,
-    InitStrategy,
-    get_strategy,
-    list_strategies,
-    make_strategy,
-    register_strategy,
-    training_hooks,
-)
-from activews.streams import ActiveStream, PassiveStream, Round, Stream, register_acquisition
-from activews.training import Step, TrainConfig, TrainStats, evaluate, predict_proba, train_to_criterion
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from activews import _compat
+from activews.version import __version__
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from activews.data import Dataset, from_arrays, load_dataset, load_npz, register_dataset
+    from activews.engine.arm import ProgressEvent, run_arm
+    from activews.engine.bench import BenchResult, run_bench
+    from activews.engine.config import REFERENCE_ARMS, BenchConfig
+    from activews.engine.summary import summarize
+    from activews.errors import ActivewsError
+    from activews.models import ModelParams, build_model, register_model
+    from activews.sklearn import WarmStartClassifier
+    from activews.strategies import (
+        InitContext,
+        InitStrategy,
+        get_strategy,
+        list_strategies,
+        make_strategy,
+        register_strategy,
+        training_hooks,
+    )
+    from activews.streams import ActiveStream, PassiveStream, Round, Stream, register_acquisition
+    from activews.training import Step, TrainConfig, TrainStats, evaluate, predict_proba, train_to_criterion
+
+_compat.install()
+
+_EXPORTS: dict[str, str] = {
+    "REFERENCE_ARMS": "activews.engine.config",
+    "BenchConfig": "activews.engine.config",
+    "BenchResult": "activews.engine.bench",
+    "run_bench": "activews.engine.bench",
+    "ProgressEvent": "activews.engine.arm",
+    "run_arm": "activews.engine.arm",
+    "summarize": "activews.engine.summary",
+    "ActivewsError": "activews.errors",
+    "Dataset": "activews.data",
+    "from_arrays": "activews.data",
+    "load_dataset": "activews.data",
+    "load_npz": "activews.data",
+    "register_dataset": "activews.data",
+    "ModelParams": "activews.models",
+    "build_model": "activews.models",
+    "register_model": "activews.models",
+    "InitContext": "activews.strategies",
+    "InitStrategy": "activews.strategies",
+    "get_strategy": "activews.strategies",
+    "list_strategies": "activews.strategies",
+    "make_strategy": "activews.strategies",
+    "register_strategy": "activews.strategies",
+    "training_hooks": "activews.strategies",
+    "ActiveStream": "activews.streams",
+    "PassiveStream": "activews.streams",
+    "Round": "activews.streams",
+    "Stream": "activews.streams",
+    "register_acquisition": "activews.streams",
+    "Step": "activews.training",
+    "TrainConfig": "activews.training",
+    "TrainStats": "activews.training",
+    "evaluate": "activews.training",
+    "predict_proba": "activews.training",
+    "train_to_criterion": "activews.training",
+    # scikit-learn's estimator machinery (scikit-learn >= 1.6) loads only when this is used
+    "WarmStartClassifier": "activews.sklearn",
+}
 
 __all__ = [
-    "REFERENCE_ARMS",
     "ActiveStream",
     "ActivewsError",
     "BenchConfig",
@@ -38,12 +92,14 @@ __all__ = [
     "ModelParams",
     "PassiveStream",
     "ProgressEvent",
+    "REFERENCE_ARMS",
     "Round",
     "Step",
     "Stream",
     "TrainConfig",
     "TrainStats",
     "WarmStartClassifier",
+    "__version__",
     "build_model",
     "evaluate",
     "from_arrays",
@@ -65,11 +121,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # activews.sklearn imports scikit-learn's estimator machinery (and needs scikit-learn >= 1.6):
-    # load it on first use, so that `import activews` stays light.
-    if name == "WarmStartClassifier":
-        from activews.sklearn import WarmStartClassifier
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'activews' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return WarmStartClassifier
-    raise AttributeError(f"module 'activews' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

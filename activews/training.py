@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, Field
 from torch import nn
 
+from activews.data.augment import random_crop_flip
 from activews.validation import Settings
 
 log = logging.getLogger(__name__)
@@ -297,8 +298,6 @@ def train_to_criterion(
         return TrainStats(0, 0, 0.0, None, None, "epochs"), opt
     augment = None
     if config.augment:
-        from activews.data.augment import random_crop_flip
-
         augment = random_crop_flip
     if config.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -40,7 +41,7 @@ __all__ = [
     "Consumer",
     "UnitGroup",
     "hidden_units",
-    "resnet_units",
+    "register_mode_independent",
     "unit_activity",
     "outgoing_weight_magnitude",
     "reinit_units",
@@ -138,22 +139,7 @@ def mean_abs_activation(
 
 def _mode_independent(model: nn.Module) -> bool:
     """Whether every module of ``model`` computes the same in train and eval mode (known types only)."""
-    from activews.models.zoo import _AddChannel
-
-    same = (
-        nn.Linear,
-        nn.Conv1d,
-        nn.Conv2d,
-        nn.Conv3d,
-        nn.Flatten,
-        nn.Sequential,
-        nn.ModuleList,
-        nn.ModuleDict,
-        _AddChannel,
-        *ACTIVATION_TYPES,
-        *_CHANNELWISE_POOLS,
-    )
-    return all(type(m) in same for m in model.modules())
+    return all(type(m) in _MODE_INDEPENDENT for m in model.modules())
 
 
 def dormant_scores(mean_abs: torch.Tensor) -> torch.Tensor:
@@ -198,6 +184,33 @@ _CHANNELWISE_POOLS: tuple[type[nn.Module], ...] = (
 # Per-channel (or per-feature) operations that keep each unit in its own channel: between an activation
 # and the layer that reads it, they do not change which input columns or channels a unit maps to.
 _CHANNELWISE: tuple[type[nn.Module], ...] = (*_CHANNELWISE_POOLS, *_DROPOUTS)
+
+_MODE_INDEPENDENT: set[type[nn.Module]] = {
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Flatten,
+    nn.Sequential,
+    nn.ModuleList,
+    nn.ModuleDict,
+    *ACTIVATION_TYPES,
+    *_CHANNELWISE_POOLS,
+}
+"""Module types that compute the same in train and eval mode (see :func:`register_mode_independent`)."""
+
+M = TypeVar("M", bound=type[nn.Module])
+
+
+def register_mode_independent(cls: M) -> M:
+    """Class decorator: ``cls`` computes the same in train and eval mode (a reshape, say).
+
+    :func:`mean_abs_activation` with ``on_device=True`` then leaves a model made only of such modules in
+    its mode instead of switching it to eval mode and back. Exact types: a subclass is not covered by its
+    parent's declaration. The models that define such modules declare them (``activews.models.zoo``).
+    """
+    _MODE_INDEPENDENT.add(cls)
+    return cls
 
 
 @dataclass(frozen=True)
@@ -256,23 +269,6 @@ class UnitGroup:
             yield self.norm.bias, 0, idx
         for consumer in self.outgoing:
             yield consumer.layer.weight, 1, consumer.columns(idx)
-
-
-def resnet_units(model: nn.Module) -> list[UnitGroup]:
-    """The within-block units of a residual network built from :class:`activews.models.resnet.BasicBlock`:
-    ``conv1 -> bn1 -> relu1 -> conv2`` in every block.
-
-    Every other ReLU's output feeds a residual sum (through the identity or projection shortcut as well
-    as the next conv), so zeroing its outgoing weights would not disconnect it: those units are not
-    recyclable, as in the ReDo authors' ResNet setting (first conv of each block only).
-    """
-    from activews.models.resnet import BasicBlock
-
-    return [
-        UnitGroup(f"{name}.relu1", block.conv1, block.relu1, (Consumer(block.conv2),), block.bn1)
-        for name, block in model.named_modules()
-        if isinstance(block, BasicBlock)
-    ]
 
 
 def _flat_sequential(seq: nn.Sequential, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
@@ -369,7 +365,8 @@ def hidden_units(model: nn.Module, who: str = "unit recycling") -> list[UnitGrou
 
     1. the model's own ``hidden_units()`` method, if it has one (returning ``UnitGroup`` records: the
        way for a custom architecture to declare its units). The built-in ResNets declare theirs this
-       way, with :func:`resnet_units`: the ``conv1 -> bn1 -> relu1 -> conv2`` units inside each block;
+       way (:func:`activews.models.resnet.resnet_units`): the ``conv1 -> bn1 -> relu1 -> conv2`` units
+       inside each block;
     2. for an ``nn.Sequential`` (nested ones are flattened), a walk along the chain: each activation
        module after a ``Linear``/``Conv1d/2d/3d`` (with an optional BatchNorm, identity or dropout in
        between) whose outputs reach another ``Linear``/conv through dropout, pooling, identity or

@@ -80,7 +80,7 @@ def interrupt_and_resume(
     import pytest
     import torch
 
-    from activews.arm import run_arm
+    from activews.engine.arm import run_arm
 
     def stop(record: dict) -> None:
         if record["round"] == stop_after:

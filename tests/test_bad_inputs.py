@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activews.cli import _BarProgress, _PlainProgress, main
+from activews.cli.main import _BarProgress, _PlainProgress, main
 from activews.errors import ActivewsError, DataError
 
 TINY = "--n-examples 1000 --rounds 2 --initial 100 --query-size 100 --seeds 1 --no-plot --quiet".split()
@@ -76,14 +76,14 @@ def test_seed_beyond_32_bits_is_one_line(tmp_path):
 @pytest.mark.parametrize("seeds", [[-1], [0, 2**32], [2**32 + 5]])
 def test_seeds_outside_32_bits_are_refused(seeds):
     # 0 and 2**32 used to give identical arms (the seed is masked to 32 bits): a falsely tight CI.
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     with pytest.raises(ActivewsError, match=r"0 <= seed < 2\*\*32"):
         BenchConfig.build(seeds=seeds)
 
 
 def test_seed_count_is_bounded():
-    from activews.config import MAX_SEED_COUNT, BenchConfig
+    from activews.engine.config import MAX_SEED_COUNT, BenchConfig
 
     with pytest.raises(ActivewsError, match="at most"):
         BenchConfig.build(seeds=MAX_SEED_COUNT + 1)
@@ -104,7 +104,7 @@ def test_split_seed_range(value, tmp_path):
     [{"rounds": True}, {"lr": False}, {"seeds": [True, 2]}, {"schedule": [True]}, {"n_examples": True}],
 )
 def test_booleans_are_not_numbers(values):
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     key = next(iter(values))
     with pytest.raises(ActivewsError, match=f"{key}: must (be a number|hold numbers), got"):
@@ -160,7 +160,7 @@ def test_sweep_file_shapes(tmp_path, text, expected):
 def test_duplicate_grid_values_are_refused(tmp_path):
     err = one_line_error("bench", *TINY, "--grid", "lr=0.001,0.001", "--output", str(tmp_path / "o"))
     assert "remove duplicate values from --grid" in err
-    from activews.sweep import expand
+    from activews.engine.sweep import expand
 
     with pytest.raises(ActivewsError, match="experiments repeat"):
         expand({"grid": {"model": ["mlp", "logreg", "mlp"]}})
@@ -217,7 +217,7 @@ def test_damaged_store_is_one_line(tmp_path, content, command):
 
 @pytest.mark.parametrize("command", ["runs show", "runs export", "report"])
 def test_never_started_store_is_one_line(tmp_path, command):
-    from activews.store import _SCHEMA
+    from activews.engine.store import _SCHEMA
 
     folder = tmp_path / "run"
     folder.mkdir()
@@ -239,7 +239,7 @@ def test_runs_list_shows_every_folder(tmp_path, healthy_run, monkeypatch):
     (root / "c_garbage" / "store.sqlite").write_bytes(b"not sqlite \xff" * 100)
     (root / "d_setup_failed").mkdir()  # an older version's failed set-up: tables, no config
     conn = sqlite3.connect(root / "d_setup_failed" / "store.sqlite")
-    from activews.store import _SCHEMA
+    from activews.engine.store import _SCHEMA
 
     conn.executescript(_SCHEMA)
     conn.close()
@@ -392,7 +392,7 @@ def test_npz_object_arrays_and_folders(Xy, tmp_path):
 
 @pytest.mark.parametrize("device", ["cuda:x", "cuda:", "cuda:0:1"])
 def test_malformed_cuda_device(device):
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     with pytest.raises(ActivewsError, match="device must be cpu, cuda, cuda:N, mps or auto"):
         BenchConfig.build(device=device)
@@ -467,7 +467,7 @@ def test_bar_progress_never_exceeds_total():
 
 
 def test_unfinished_run_figures_do_not_warn(tmp_path, healthy_run):
-    from activews.bench import load_results
+    from activews.engine.bench import load_results
     from activews.report import figures
 
     folder = tmp_path / "partial"

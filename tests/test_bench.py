@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from activews.bench import BenchResult, ProgressEvent, run_arm, run_bench, summarize
-from activews.config import BenchConfig
 from activews.data import from_arrays, load_dataset
+from activews.engine.arm import ProgressEvent, run_arm
+from activews.engine.bench import BenchResult, run_bench
+from activews.engine.config import BenchConfig
+from activews.engine.summary import summarize
 from activews.errors import ActivewsError
-from activews.results import RECORD_FIELDS
+from activews.report import RECORD_FIELDS
 
 TINY = dict(
     dataset="mnist1d",

@@ -20,10 +20,11 @@ import pytest
 import torch
 
 from activews import BenchConfig, run_bench
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
+from activews.engine.store import RunStore
 from activews.errors import ActivewsError
-from activews.results import atomic_write
-from activews.store import RunStore
+from activews.files import atomic_write
 
 from .run_helpers import TINY, TINY_FLAGS, Interrupt, cli, read_json, record_keys
 

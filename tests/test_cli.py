@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import activews
-from activews.cli import main, parse_assignments, parse_seeds, parse_value
+from activews.cli.main import main, parse_assignments, parse_seeds, parse_value
 from activews.errors import ActivewsError
 
 BUILTINS = ["partial_reset", "random", "reset_to_init", "shrink_perturb", "warm"]
@@ -142,7 +142,7 @@ def test_bad_input_is_one_line_and_exit_2(case, case_dir, capsys):
 
 
 def test_bad_input_in_a_real_process(tmp_path):
-    """Real ``python -m activews.cli`` processes: exit code 2, one stderr line, no file touched."""
+    """Real ``python -m activews`` processes: exit code 2, one stderr line, no file touched."""
     # The checkout goes first on the path, so the child imports this activews however it was installed.
     env = {
         **os.environ,
@@ -155,7 +155,7 @@ def test_bad_input_in_a_real_process(tmp_path):
         folder.mkdir()
         make_inputs(folder)
         before = tree(folder)
-        argv = [sys.executable, "-m", "activews.cli", *bench_argv(case, folder)]
+        argv = [sys.executable, "-m", "activews", *bench_argv(case, folder)]
         proc = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
         return proc, folder, before
 

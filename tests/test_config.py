@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from activews.config import REFERENCE_ARMS, BenchConfig
+from activews.engine.config import REFERENCE_ARMS, BenchConfig
 from activews.errors import ActivewsError
 from activews.training import TrainConfig
 from tests.helpers import assert_one_line

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from activews.bench import run_bench
-from activews.config import BenchConfig
+from activews.engine.bench import run_bench
+from activews.engine.config import BenchConfig
 from activews.models import build_model
 from activews.training import TrainConfig, train_to_criterion
 
@@ -127,8 +127,8 @@ def test_compile_trains_on_cuda(caplog):
 
 
 def test_compile_flag_runs_a_bench_on_cuda(tmp_path):
-    from activews.bench import load_results
     from activews.cli import main
+    from activews.engine.bench import load_results
     from activews.training import compile_problem
 
     if compile_problem("cuda") is not None:
@@ -152,7 +152,7 @@ def test_workers_2_on_one_device_equals_workers_1(tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_memory_estimate_within_2x_of_the_measured_peak(precision):
-    resources = pytest.importorskip("activews.resources")
+    resources = pytest.importorskip("activews.engine.resources")
     from activews.data.base import Dataset
 
     gen = torch.Generator().manual_seed(0)

@@ -16,10 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from activews.arm import load_bench_dataset, run_arm
-from activews.bench import BenchResult, summarize
 from activews.cli import main
-from activews.config import ArmSpec, BenchConfig
 from activews.diagnostics import (
     DIAGNOSTIC_GROUPS,
     DIAGNOSTICS,
@@ -29,6 +26,11 @@ from activews.diagnostics import (
     flat_parameters,
     weight_change,
 )
+from activews.engine.arm import run_arm
+from activews.engine.bench import BenchResult
+from activews.engine.config import ArmSpec, BenchConfig
+from activews.engine.setup import load_bench_dataset
+from activews.engine.summary import summarize
 from activews.errors import ActivewsError
 from tests.helpers import assert_one_line, assert_same_state, snapshot
 from tests.run_helpers import TINY_FLAGS

@@ -136,7 +136,7 @@ def test_the_pool_calls_back_while_a_task_runs_not_only_when_it_ends():
     """The progress display reads the store in ``on_wait``: it must run every half second."""
     import time
 
-    from activews.workers import WorkerPool
+    from activews.engine.workers import WorkerPool
 
     calls: list[float] = []
     with WorkerPool(1, _sleep) as pool:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from activews.arm import run_arm
-from activews.bench import jaccard, summarize
-from activews.config import BenchConfig
 from activews.data import load_dataset
-from activews.report import selection_table
-from activews.results import records_csv
+from activews.engine.arm import run_arm
+from activews.engine.config import BenchConfig
+from activews.engine.summary import jaccard, summarize
+from activews.report import records_csv, selection_table
 
 TINY = dict(n_examples=600, rounds=3, initial=100, query_size=60, seeds=1)
 

@@ -22,9 +22,12 @@ import pytest
 import torch
 
 from activews.cli import main
-from activews.config import BenchConfig
+from activews.engine.config import BenchConfig
 from activews.errors import ActivewsError
+from activews.models import MODELS, build_model
+from activews.models.base import ModelSpec
 from activews.strategies import STRATEGIES, get_strategy, list_strategies, make_strategy
+from activews.strategies.warm import Warm
 from activews.streams import ACQUISITIONS, make_acquisition
 from tests.helpers import assert_one_line
 
@@ -285,8 +288,6 @@ def test_builtin_names_win_over_plugins(site, caplog):
     site.dist(
         "awtest-shadow", {S: {"warm": "awtest_shadow_mod:Scale"}}, {"awtest_shadow_mod": STRATEGY_SOURCE}
     )
-    from activews.strategies.warm import Warm
-
     assert get_strategy("warm") is Warm  # no scan at all for a built-in name
     with caplog.at_level(logging.WARNING, logger="activews.registry"):
         assert list_strategies().count("warm") == 1
@@ -395,9 +396,6 @@ def test_batch_selector_base_classes_are_rejected(site):
 
 
 def test_model_plugin_keeps_what_its_decorator_registered(site):
-    from activews.models import MODELS, build_model
-    from activews.models.base import ModelSpec
-
     source = (
         "from torch import nn\n"
         "from activews import register_model\n\n"

@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from activews.bench import BenchResult, load_results, summarize
 from activews.cli import main
-from activews.config import BenchConfig
+from activews.engine.bench import BenchResult, load_results
+from activews.engine.config import BenchConfig
+from activews.engine.summary import summarize
+from activews.engine.sweep import expand
 from activews.errors import ActivewsError
-from activews.protocols import (
+from activews.reproduce import (
     PROTOCOLS,
     ProtocolReport,
     ProtocolTable,
@@ -27,7 +29,6 @@ from activews.protocols import (
     protocol_values,
     render,
 )
-from activews.sweep import expand
 from tests.helpers import assert_one_line
 
 NAMES = ["early-damage", "online", "regularized", "shrink-perturb-grid", "two-phase"]

@@ -9,9 +9,7 @@ import torch
 
 from activews import BenchConfig
 from activews.cli import main
-from activews.errors import ActivewsError
-from activews.models import build_model
-from activews.resources import (
+from activews.engine.resources import (
     cell_memory,
     cgroup_cpu_limit,
     check_gpus_per_cell,
@@ -21,7 +19,9 @@ from activews.resources import (
     resolve_workers,
     usable_cpus,
 )
-from activews.store import RunStore
+from activews.engine.store import RunStore
+from activews.errors import ActivewsError
+from activews.models import build_model
 from activews.training import TrainConfig, compile_problem, predict_proba, train_to_criterion
 
 from .run_helpers import TINY
@@ -76,7 +76,7 @@ def test_cgroup_v1_quota(tmp_path):
 
 
 def test_usable_cpus_takes_the_affinity_mask_and_the_cgroup_quota(monkeypatch):
-    import activews.resources as resources
+    import activews.engine.resources as resources
 
     monkeypatch.setattr(resources.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
     monkeypatch.setattr(resources, "cgroup_cpu_limit", lambda: None)
@@ -235,7 +235,7 @@ def test_channels_last_trains_an_image_model_in_that_layout_with_the_same_predic
 
 
 def test_channels_last_is_automatic_only_for_image_models_on_cuda():
-    from activews.arm import train_config
+    from activews.engine.setup import train_config
 
     images, vectors = _Images(10, (3, 8, 8)), _Images(10, (40,))
     cnn = BenchConfig.build(dataset="digits", model="cnn", seeds=1)
@@ -330,7 +330,7 @@ def test_bad_run_settings_are_one_line_and_exit_2(flags, message, tmp_path, caps
 
 
 def test_the_cli_runs_cells_in_parallel_by_default_and_says_how(tmp_path, capsys, monkeypatch):
-    import activews.resources as resources
+    import activews.engine.resources as resources
 
     monkeypatch.setattr(resources, "usable_cpus", lambda: 2)
     folder = tmp_path / "run"
@@ -354,7 +354,7 @@ def test_the_cli_runs_cells_in_parallel_by_default_and_says_how(tmp_path, capsys
 
 
 def test_a_resume_keeps_the_runs_thread_count(tmp_path):
-    from activews.bench import run_experiments
+    from activews.engine.bench import run_experiments
 
     folder = tmp_path / "run"
     config = BenchConfig.build(**(TINY | {"seeds": 1, "rounds": 1}))
@@ -372,8 +372,8 @@ def test_a_run_stored_before_the_gpu_settings_existed_still_resumes(tmp_path):
     import json
     import sqlite3
 
-    from activews.bench import run_experiments
-    from activews.store import STORE_FILE
+    from activews.engine.bench import run_experiments
+    from activews.engine.store import STORE_FILE
 
     folder = tmp_path / "run"
     config = BenchConfig.build(**(TINY | {"seeds": 1, "rounds": 1}))

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from activews import BenchConfig, run_bench
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.errors import ActivewsError
 
 from .run_helpers import TINY, TINY_FLAGS, cli, comparable, read_json, record_keys

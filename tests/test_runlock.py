@@ -10,9 +10,9 @@ import sqlite3
 import pytest
 
 from activews import BenchConfig, run_bench
+from activews.engine.runlock import LOCK_FILE, RunLock
+from activews.engine.store import RunStore
 from activews.errors import ActivewsError
-from activews.runlock import LOCK_FILE, RunLock
-from activews.store import RunStore
 
 from .run_helpers import TINY
 
@@ -94,7 +94,7 @@ def test_set_up_write_errors_are_one_line_naming_the_folder(tmp_path, monkeypatc
 
 
 def test_the_thread_count_is_recorded_and_a_resume_with_another_is_refused(tmp_path):
-    from activews.bench import run_experiments
+    from activews.engine.bench import run_experiments
 
     folder = tmp_path / "run"
     config = BenchConfig.build(**TINY_ONE)

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 
 from activews import BenchConfig, run_bench
+from activews.engine.store import STORE_FILE, RunStore
 from activews.errors import ActivewsError
-from activews.store import STORE_FILE, RunStore
 
 from .run_helpers import TINY, cli, read_json
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from activews import BenchConfig
-from activews.cli import build_parser, experiments_from_args
+from activews.cli.main import build_parser, experiments_from_args
+from activews.engine.sweep import expand, load_sweep
 from activews.errors import ActivewsError
-from activews.sweep import expand, load_sweep
 
 from .run_helpers import TINY_FLAGS, cli, read_json
 
@@ -139,7 +139,7 @@ def test_progress_modes(tmp_path):
 
 def test_a_resume_with_the_sweep_keys_in_another_order_is_refused(tmp_path):
     """Equal configs whose parameter order differs name their arms differently: refuse, don't mix."""
-    from activews.bench import load_results, run_bench
+    from activews.engine.bench import load_results, run_bench
 
     base = dict(
         stream="passive", rounds=1, initial=60, n_examples=300, seeds=1, strategies=["shrink_perturb"]

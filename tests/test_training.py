@@ -314,16 +314,16 @@ def test_augment_needs_image_data():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    from activews.arm import load_bench_dataset
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
+    from activews.engine.setup import load_bench_dataset
 
     return load_bench_dataset(BenchConfig.build(n_examples=300))
 
 
 @pytest.mark.parametrize("first_round_epochs", [0, 3])
 def test_first_round_epochs_in_a_bench(tiny_data, first_round_epochs):
-    from activews.arm import run_arm
-    from activews.config import BenchConfig
+    from activews.engine.arm import run_arm
+    from activews.engine.config import BenchConfig
 
     cfg = BenchConfig.build(
         n_examples=300,
@@ -345,7 +345,8 @@ def test_first_round_epochs_in_a_bench(tiny_data, first_round_epochs):
     )
     assert second["stop_reason"] != "epochs" and second["steps"] > 0  # only round 0 is affected
     if first_round_epochs == 0:  # round 0 is the untrained model
-        from activews.arm import _MODEL0, derive_seed
+        from activews.engine.arm import _MODEL0
+        from activews.engine.setup import derive_seed
 
         model = build_model("mlp", tiny_data.input_shape, tiny_data.num_classes, seed=derive_seed(0, _MODEL0))
         assert first["test_accuracy"] == evaluate(model, tiny_data.x_test, tiny_data.y_test)[0]

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import ConfigDict, ValidationError
 from torch import nn
 
-from activews.errors import ActivewsError, format_validation_error
+from activews.errors import ActivewsError
+from activews.params import FrozenParams, validate_params
 from activews.registry import Registry
-from activews.validation import Settings
 
 __all__ = [
     "ModelParams",
@@ -27,10 +26,8 @@ __all__ = [
 ]
 
 
-class ModelParams(Settings):
+class ModelParams(FrozenParams):
     """Base of every model's parameters: frozen, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -59,12 +56,7 @@ def register_model(name: str, params: type[ModelParams] = ModelParams) -> Callab
 def model_params(name: str, values: Mapping[str, Any] | None = None) -> ModelParams:
     """Validate ``values`` for model ``name``; one-line :class:`ActivewsError` if invalid."""
     spec = MODELS.get(name)
-    try:
-        return spec.Params(**dict(values or {}))
-    except ValidationError as exc:
-        raise ActivewsError(
-            f"model {name!r}: {format_validation_error(exc, spec.Params.model_fields)}"
-        ) from None
+    return validate_params(spec.Params, values or {}, f"model {name!r}")
 
 
 def build_model(

@@ -10,15 +10,14 @@ pooling and a linear head. Module names match theirs (``conv1``, ``bn1``, ``laye
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 from torch import Tensor, nn
 
 from activews.errors import ActivewsError
 from activews.models.base import ModelParams, register_model
+from activews.units import Consumer, UnitGroup
 
-__all__ = ["ResNet18", "ResNetParams", "WideResNetParams", "MIN_SIDE"]
+__all__ = ["BasicBlock", "ResNet18", "ResNetParams", "WideResNetParams", "MIN_SIDE", "resnet_units"]
 
 MIN_SIDE = 8
 """Smallest spatial side accepted: the three stride-2 stages shrink each side 8x, so below 8 the last
@@ -129,12 +128,10 @@ class ResNet18(nn.Module):
             self.pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
         self.linear = nn.Linear(c_in, num_classes)
 
-    def hidden_units(self) -> list[Any]:
+    def hidden_units(self) -> list[UnitGroup]:
         """The units that unit-recycling strategies (``redo``, ``continual_backprop``) may re-initialize:
-        ``conv1 -> bn1 -> relu1 -> conv2`` inside each block (see :func:`activews.units.resnet_units`)."""
-        from activews.units import resnet_units
-
-        return list(resnet_units(self))
+        ``conv1 -> bn1 -> relu1 -> conv2`` inside each block (see :func:`resnet_units`)."""
+        return resnet_units(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.add_channel:
@@ -142,6 +139,21 @@ class ResNet18(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         return self.linear(self.pool(out).flatten(1))
+
+
+def resnet_units(model: nn.Module) -> list[UnitGroup]:
+    """The within-block units of a residual network built from :class:`BasicBlock`:
+    ``conv1 -> bn1 -> relu1 -> conv2`` in every block, as :class:`activews.units.UnitGroup` records.
+
+    Every other ReLU's output feeds a residual sum (through the identity or projection shortcut as well
+    as the next conv), so zeroing its outgoing weights would not disconnect it: those units are not
+    recyclable, as in the ReDo authors' ResNet setting (first conv of each block only).
+    """
+    return [
+        UnitGroup(f"{name}.relu1", block.conv1, block.relu1, (Consumer(block.conv2),), block.bn1)
+        for name, block in model.named_modules()
+        if isinstance(block, BasicBlock)
+    ]
 
 
 def _checked_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, ...]:

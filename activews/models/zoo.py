@@ -11,6 +11,7 @@ from torch import nn
 
 from activews.errors import ActivewsError
 from activews.models.base import ModelParams, register_model
+from activews.units import register_mode_independent
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -104,6 +105,7 @@ class CNNParams(ModelParams):
         return value
 
 
+@register_mode_independent  # a reshape: unit measurements need not switch a cnn to eval mode
 class _AddChannel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1)

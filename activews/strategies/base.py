@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import ConfigDict, ValidationError
+from pydantic import BaseModel
 from torch import nn
 
-from activews.errors import ActivewsError, format_validation_error
-from activews.plugins import check_strategy_plugin
+from activews.errors import ActivewsError
+from activews.params import Configurable, what_is
 from activews.registry import Registry
 from activews.training import Step
-from activews.validation import Settings
 
 __all__ = [
     "InitContext",
@@ -65,12 +64,13 @@ class InitContext:
     new_mask: torch.Tensor | None = None
 
 
-class InitStrategy:
+class InitStrategy(Configurable):
     """Base class of every initialization strategy.
 
     Subclasses set a nested ``Params`` (a frozen pydantic model derived from ``InitStrategy.Params``)
     and implement :meth:`init_round`. Register them with :func:`register_strategy` to make them
-    available by name in Python, configs and the CLI.
+    available by name in Python, configs and the CLI. ``label()``, ``parse_params()`` (both also on the
+    class) and ``describe()`` come from :class:`activews.params.Configurable`.
 
     Class attributes:
         name: the registry name (set by :func:`register_strategy`).
@@ -79,43 +79,20 @@ class InitStrategy:
         optimizer: what happens to optimizer state (the trainer re-creates it every round by default).
     """
 
-    class Params(Settings):
+    class Params(Configurable.Params):
         """Parameters of the strategy; validated, frozen, unknown keys rejected."""
 
-        model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "strategy"
     reference: ClassVar[str] = ""
     batchnorm: ClassVar[str] = ""
     optimizer: ClassVar[str] = "re-created every round by the trainer unless keep_optimizer_state is set"
 
-    def __init__(self, params: Params | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, params: BaseModel | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         if params is not None and kwargs:
             raise ActivewsError(
                 f"{self.label()}: pass either a Params object or keyword parameters, not both"
             )
-        if isinstance(params, InitStrategy.Params):
-            if not isinstance(params, self.Params):
-                raise ActivewsError(
-                    f"{self.label()}: expected {type(self).__name__}.Params, got {type(params).__name__}"
-                )
-            self.params = params
-        else:
-            self.params = self.parse_params(dict(params or {}, **kwargs))
-
-    @classmethod
-    def label(cls) -> str:
-        return f"strategy {cls.name!r}" if cls.name else f"strategy {cls.__name__}"
-
-    @classmethod
-    def parse_params(cls, values: Mapping[str, Any]) -> InitStrategy.Params:
-        """Validate ``values`` against ``cls.Params``; raise a one-line :class:`ActivewsError` if invalid."""
-        try:
-            return cls.Params(**values)
-        except ValidationError as exc:
-            raise ActivewsError(
-                f"{cls.label()}: {format_validation_error(exc, cls.Params.model_fields)}"
-            ) from None
+        self.params = self.coerce_params(kwargs if params is None else params)
 
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         """Return the model to train in round ``ctx.round_index``, given last round's trained ``model``.
@@ -167,14 +144,6 @@ class InitStrategy:
         if state:
             raise ActivewsError(f"{self.label()} is stateless but its checkpoint holds state {sorted(state)}")
 
-    def describe(self) -> str:
-        """One line: name and parameter values."""
-        values = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items())
-        return f"{self.name}({values})"
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.describe()}>"
-
 
 def training_hooks(strategy: InitStrategy, ctx: InitContext) -> dict[str, Callable[..., Any]]:
     """Keyword arguments for :func:`activews.training.train_to_criterion`: the hooks ``strategy``
@@ -192,8 +161,19 @@ def training_hooks(strategy: InitStrategy, ctx: InitContext) -> dict[str, Callab
     return hooks
 
 
+def _check_entry_point(name: str, obj: Any) -> type[InitStrategy]:
+    """What an ``activews.strategies`` entry point may load: an :class:`InitStrategy` subclass that
+    implements ``init_round``, with the checks of :func:`register_strategy`. Its ``name`` becomes the
+    entry point's name. Raises a one-line :class:`ActivewsError` saying what is wrong otherwise (the
+    registry adds which plugin it was)."""
+    if not (inspect.isclass(obj) and issubclass(obj, InitStrategy)):
+        raise ActivewsError(f"it is {what_is(obj)}, not an InitStrategy subclass")
+    InitStrategy.check_implements(obj, "init_round")
+    return InitStrategy.admit(obj, name, claim=True)
+
+
 STRATEGIES: Registry[type[InitStrategy]] = Registry(
-    "strategy", entry_point_group="activews.strategies", check=check_strategy_plugin
+    "strategy", entry_point_group="activews.strategies", check=_check_entry_point
 )
 
 
@@ -214,10 +194,7 @@ def register_strategy(
     def decorate(cls: type[InitStrategy]) -> type[InitStrategy]:
         if not (inspect.isclass(cls) and issubclass(cls, InitStrategy)):
             raise ActivewsError(f"@register_strategy({name!r}) must decorate an InitStrategy subclass")
-        if not issubclass(cls.Params, InitStrategy.Params):
-            raise ActivewsError(f"{cls.__name__}.Params must derive from InitStrategy.Params")
-        cls.name = name
-        STRATEGIES.register(name, cls, overwrite=overwrite)
+        STRATEGIES.register(name, InitStrategy.admit(cls, name), overwrite=overwrite)
         return cls
 
     return decorate

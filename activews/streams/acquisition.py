@@ -23,14 +23,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 from torch import nn
 
-from activews.errors import ActivewsError, format_validation_error
-from activews.plugins import check_acquisition_plugin
+from activews.errors import ActivewsError
+from activews.params import Configurable, what_is
 from activews.registry import Registry
 from activews.streams.base import ProbaFn
-from activews.validation import Settings
 
 __all__ = [
     "Acquisition",
@@ -69,12 +68,13 @@ def iter_windows(candidates: torch.Tensor, size: int) -> Iterator[tuple[int, int
             yield start, start + len(chunk), chunk
 
 
-class BatchSelector:
+class BatchSelector(Configurable):
     """Base class of acquisitions that choose a batch of examples at once.
 
     Subclasses set a nested ``Params`` (a frozen pydantic model derived from ``BatchSelector.Params``),
     declare in ``needs`` which views of the model they use, and implement :meth:`select`. Register them
-    with :func:`register_acquisition`.
+    with :func:`register_acquisition`. ``label()``, ``parse_params()`` and ``describe()`` come from
+    :class:`activews.params.Configurable`.
 
     Class attributes:
         name: the registry name (set by :func:`register_acquisition`).
@@ -89,12 +89,10 @@ class BatchSelector:
         score_batch: pool examples per forward pass when the selector walks its candidates.
     """
 
-    class Params(Settings):
+    class Params(Configurable.Params):
         """Parameters of the acquisition; validated, frozen, unknown keys rejected."""
 
-        model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    name: str = ""
+    kind: ClassVar[str] = "acquisition"
     needs: ClassVar[frozenset[str]] = frozenset({"proba"})
     reference: ClassVar[str] = ""
 
@@ -104,26 +102,7 @@ class BatchSelector:
         if score_batch < 1:
             raise ActivewsError(f"score_batch must be >= 1, got {score_batch}")
         self.score_batch = int(score_batch)
-        if isinstance(params, BaseModel):
-            if not isinstance(params, self.Params):
-                raise ActivewsError(
-                    f"{self.label()}: expected {type(self).__name__}.Params, got {type(params).__name__}"
-                )
-            self.params = params
-        else:
-            self.params = self.parse_params(params or {})
-
-    def label(self) -> str:
-        return f"acquisition {self.name!r}" if self.name else f"acquisition {type(self).__name__}"
-
-    def parse_params(self, values: Mapping[str, Any]) -> BaseModel:
-        """Validate ``values`` against ``Params``; a one-line :class:`ActivewsError` if invalid."""
-        try:
-            return self.Params(**dict(values))
-        except ValidationError as exc:
-            raise ActivewsError(
-                f"{self.label()}: {format_validation_error(exc, self.Params.model_fields)}"
-            ) from None
+        self.params = self.coerce_params(params)
 
     def check(self, model: nn.Module) -> None:
         """Raise a one-line :class:`ActivewsError` if this acquisition cannot work with ``model``.
@@ -162,14 +141,6 @@ class BatchSelector:
             ``k`` distinct pool indices taken from ``candidates``, most wanted (or first chosen) first.
         """
         raise NotImplementedError
-
-    def describe(self) -> str:
-        """One line: name and parameter values."""
-        values = ", ".join(f"{k}={v}" for k, v in self.params.model_dump().items())
-        return f"{self.name}({values})"
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.describe()}>"
 
 
 class ScoringSelector(BatchSelector):
@@ -237,10 +208,47 @@ class RowWise(ScoringSelector):
 
 
 Entry = Acquisition | type[BatchSelector]
-ACQUISITIONS: Registry[Entry] = Registry(
-    "acquisition", entry_point_group="activews.acquisitions", check=check_acquisition_plugin
-)
 E = TypeVar("E", bound=Callable[..., Any])
+
+
+def _check_entry_point(name: str, obj: Any) -> Entry:
+    """What an ``activews.acquisitions`` entry point may load, with the checks of
+    :func:`register_acquisition`: a row-wise function that can be called as ``f(probs, *, generator=None)``,
+    or a :class:`BatchSelector` subclass (not a :class:`RowWise`) that implements ``select`` (``score``
+    for a :class:`ScoringSelector`). A class's ``name`` becomes the entry point's name. Raises a one-line
+    :class:`ActivewsError` saying what is wrong otherwise (the registry adds which plugin it was).
+    """
+    if inspect.isclass(obj):
+        if not issubclass(obj, BatchSelector) or issubclass(obj, RowWise):
+            raise ActivewsError(
+                f"it is {what_is(obj)}, not a BatchSelector subclass or a function f(probs, *, generator)"
+            )
+        if (
+            issubclass(obj, ScoringSelector)
+            and obj.select is ScoringSelector.select
+            and obj.score is ScoringSelector.score
+        ):
+            raise ActivewsError(f"class {obj.__qualname__} does not implement score")
+        BatchSelector.check_implements(obj, "select")
+        return BatchSelector.admit(obj, name, claim=True)
+    if not callable(obj) or inspect.ismodule(obj):
+        raise ActivewsError(f"it is {what_is(obj)}, not a function f(probs, *, generator) or a BatchSelector")
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # some builtins have none: accept, as @register_acquisition does
+        return obj
+    try:
+        signature.bind(None, generator=None)
+    except TypeError:
+        raise ActivewsError(
+            f"{what_is(obj)}{signature} cannot be called as f(probs, *, generator=None)"
+        ) from None
+    return obj
+
+
+ACQUISITIONS: Registry[Entry] = Registry(
+    "acquisition", entry_point_group="activews.acquisitions", check=_check_entry_point
+)
 
 
 def register_acquisition(name: str, *, overwrite: bool = False) -> Callable[[E], E]:
@@ -260,9 +268,7 @@ def register_acquisition(name: str, *, overwrite: bool = False) -> Callable[[E],
                     f"@register_acquisition({name!r}) must decorate a function f(probs, *, generator) or a "
                     f"BatchSelector subclass, got class {obj.__name__}"
                 )
-            if not issubclass(obj.Params, BatchSelector.Params):
-                raise ActivewsError(f"{obj.__name__}.Params must derive from BatchSelector.Params")
-            obj.name = name
+            BatchSelector.admit(obj, name)
         elif not callable(obj):
             raise ActivewsError(f"@register_acquisition({name!r}) must decorate a function or a class")
         ACQUISITIONS.register(name, obj, overwrite=overwrite)

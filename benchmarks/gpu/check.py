@@ -17,7 +17,7 @@ Stages (each is timed, and one that fails records its error and lets the others 
    (target: at most 1.05x).
 5. ``reproduce_online``: ``activews reproduce online`` on synthetic CIFAR-10-format files.
 6. ``several_cells``: one small bench with ``--workers 1`` and ``--workers 3`` on one device.
-7. ``memory``: ``activews.resources.cell_memory`` vs the measured peak of a real cell (resnet18,
+7. ``memory``: ``activews.engine.resources.cell_memory`` vs the measured peak of a real cell (resnet18,
    batch 128, CIFAR-shaped data).
 
 Exit codes: 0 every stage passed, 1 some stage failed, 2 no CUDA without ``--dry-run`` (or bad options).
@@ -249,7 +249,7 @@ def stage_cuda_tests(ctx: Ctx) -> dict[str, Any]:
 
 
 def small_bench(ctx: Ctx, **overrides: Any):
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     sizes = (
         dict(n_examples=400, seeds=1, rounds=2, initial=50, query_size=50, strategies=[], max_epochs=5)
@@ -260,7 +260,7 @@ def small_bench(ctx: Ctx, **overrides: Any):
 
 
 def stage_determinism(ctx: Ctx) -> dict[str, Any]:
-    from activews.bench import run_bench
+    from activews.engine.bench import run_bench
 
     figures: dict[str, Any] = {}
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -537,7 +537,7 @@ def write_cifar10(root: Path, per_batch: int, n_test: int, seed: int = 0) -> Non
 
 
 def stage_reproduce_online(ctx: Ctx) -> dict[str, Any]:
-    from activews.bench import load_results
+    from activews.engine.bench import load_results
 
     data, out = ctx.tmp / "cifar", ctx.tmp / "online"
     if ctx.dry:
@@ -624,8 +624,8 @@ def stage_several_cells(ctx: Ctx) -> dict[str, Any]:
 
 
 def stage_memory(ctx: Ctx) -> dict[str, Any]:
-    from activews.config import BenchConfig
     from activews.data.base import Dataset
+    from activews.engine.config import BenchConfig
 
     n_train, n_test, initial = (256, 64, 128) if ctx.dry else (5000, 1000, 1000)
     gen = torch.Generator().manual_seed(0)
@@ -642,7 +642,7 @@ def stage_memory(ctx: Ctx) -> dict[str, Any]:
         f"one round of {initial} labeled examples (arms random and warm), max 3 epochs",
     }
     try:
-        from activews.resources import cell_memory
+        from activews.engine.resources import cell_memory
     except ImportError:
         figures["estimate"] = "not available"
         return figures
@@ -659,7 +659,7 @@ def stage_memory(ctx: Ctx) -> dict[str, Any]:
             "estimate": None if estimate is None else dataclasses.asdict(estimate),
         }
         if cuda:
-            from activews.bench import run_bench
+            from activews.engine.bench import run_bench
 
             torch.cuda.empty_cache()
             base = torch.cuda.memory_allocated()

@@ -89,7 +89,7 @@ def frontier(points: dict[str, tuple[float, float]]) -> set[str]:
 
 def gain_over_warm(records: list[dict[str, Any]], arm: str) -> tuple[float | None, list[float] | None]:
     """Mean and 95% CI of ``arm``'s final accuracy minus ``warm``'s, paired by seed."""
-    from activews.bench import mean_ci
+    from activews.engine.summary import mean_ci
 
     last: dict[tuple[str, int], tuple[int, float]] = {}
     for r in records:
@@ -193,7 +193,7 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
 
 def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> Any:
     from activews import BenchConfig, run_bench
-    from activews.results import write_run_folder
+    from activews.report import write_run_folder
 
     settings: dict[str, Any] = {
         "stream": stream,
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from activews.config import REFERENCE_ARMS
+    from activews.engine.config import REFERENCE_ARMS
     from activews.strategies import get_strategy, list_strategies
 
     strategies = [s for s in list_strategies() if s not in REFERENCE_ARMS]

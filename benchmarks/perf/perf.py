@@ -223,7 +223,7 @@ def _default_bench(*flags: str) -> tuple[float, list[dict]]:
 
 def bench_workers() -> dict:
     """The default bench with --workers auto (the default) and with --workers 1, on a quiet machine."""
-    from activews.resources import resolve_workers, usable_cpus
+    from activews.engine.resources import resolve_workers, usable_cpus
 
     auto_seconds, auto_arms = _default_bench("--workers", "auto")
     one_seconds, one_arms = _default_bench("--workers", "1")

@@ -55,10 +55,11 @@ def run_step(
     grid: dict[str, list[Any]],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    from activews.bench import run_experiments
-    from activews.protocols import get_protocol, protocol_values, render
-    from activews.results import atomic_write, to_jsonable, write_run_folder
-    from activews.sweep import expand
+    from activews.engine.bench import run_experiments
+    from activews.engine.sweep import expand
+    from activews.files import atomic_write, to_jsonable
+    from activews.report import write_run_folder
+    from activews.reproduce import get_protocol, protocol_values, render
 
     protocol = get_protocol(protocol_name)
     flags = {"seeds": args.seeds} | settings

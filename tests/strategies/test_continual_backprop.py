@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from activews import BenchConfig
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.errors import ActivewsError
 from activews.models import build_model
 from activews.strategies import continual_backprop as cbp_module

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from activews import BenchConfig
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.errors import ActivewsError
 from activews.strategies import InitContext, get_strategy, make_strategy
 from activews.strategies.dash import Dash, direction_aware_shrink, shrinkable_layers

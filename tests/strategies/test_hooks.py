@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from activews import BenchConfig, InitContext, InitStrategy, Step, WarmStartClassifier, register_strategy
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.models import build_model
 from activews.strategies import STRATEGIES, training_hooks
 from activews.training import TrainConfig, train_to_criterion

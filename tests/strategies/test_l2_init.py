@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from activews import BenchConfig
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.errors import ActivewsError
 from activews.strategies import get_strategy, make_strategy, training_hooks
 from activews.strategies.l2_init import L2Init

@@ -8,9 +8,9 @@ from importlib.metadata import EntryPoint
 import pytest
 
 import activews
-from activews.bench import run_bench
 from activews.cli import main
-from activews.config import BenchConfig
+from activews.engine.bench import run_bench
+from activews.engine.config import BenchConfig
 from activews.errors import ActivewsError, UnknownNameError
 from activews.registry import Registry
 from activews.strategies import STRATEGIES, InitStrategy, get_strategy, list_strategies, register_strategy

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from activews import BenchConfig
-from activews.arm import load_bench_dataset, run_arm
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.errors import ActivewsError
 from activews.strategies import get_strategy, make_strategy
 from activews.strategies.partial_reset import HeadReset, LaterReset, PartialReset, layer_names

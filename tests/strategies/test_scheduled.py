@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from activews import BenchConfig
-from activews.arm import load_bench_dataset, run_arm
 from activews.cli import main
+from activews.engine.arm import run_arm
+from activews.engine.setup import load_bench_dataset
 from activews.errors import ActivewsError
 from activews.strategies import (
     STRATEGIES,

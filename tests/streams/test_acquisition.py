@@ -7,8 +7,17 @@ import math
 import pytest
 import torch
 
-from activews.errors import UnknownNameError
-from activews.streams import get_acquisition, list_acquisitions
+from activews.errors import ActivewsError, UnknownNameError
+from activews.streams import (
+    ACQUISITIONS,
+    ActiveStream,
+    BatchSelector,
+    ScoringSelector,
+    get_acquisition,
+    list_acquisitions,
+    make_acquisition,
+    register_acquisition,
+)
 
 # rows: a typical prediction, a certain one (with exact zeros), a uniform one
 PROBS = torch.tensor([[0.5, 0.3, 0.2], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], dtype=torch.float64)
@@ -75,8 +84,6 @@ def test_unknown_acquisition_suggests_a_close_match():
 
 
 def test_batch_selectors_share_the_registry():
-    from activews.streams import BatchSelector, ScoringSelector, make_acquisition
-
     assert {"bald", "badge", "coreset"} <= set(list_acquisitions())
     assert issubclass(get_acquisition("badge"), BatchSelector)
     assert isinstance(make_acquisition("bald"), ScoringSelector)
@@ -87,8 +94,6 @@ def test_batch_selectors_share_the_registry():
 
 @pytest.fixture
 def registered():
-    from activews.streams import ACQUISITIONS
-
     names: list[str] = []
     yield names
     for name in names:
@@ -96,8 +101,6 @@ def registered():
 
 
 def test_user_row_wise_function_still_works(registered):
-    from activews.streams import ActiveStream, register_acquisition
-
     @register_acquisition("second_class")
     def second_class(probs, *, generator=None):
         return probs[:, 1]
@@ -114,8 +117,6 @@ def test_user_row_wise_function_still_works(registered):
 
 
 def test_user_batch_selector(registered):
-    from activews.streams import ActiveStream, BatchSelector, register_acquisition
-
     @register_acquisition("lowest_indices")
     class LowestIndices(BatchSelector):
         """Take the ``k`` candidates with the smallest pool indices, skipping ``skip`` of them."""
@@ -144,9 +145,6 @@ def test_user_batch_selector(registered):
 
 
 def test_a_selector_returning_bad_indices_is_named(registered):
-    from activews.errors import ActivewsError
-    from activews.streams import ActiveStream, BatchSelector, register_acquisition
-
     @register_acquisition("labeled_again")
     class LabeledAgain(BatchSelector):
         def select(self, view, candidates, labeled, k, generator):
@@ -161,9 +159,6 @@ def test_a_selector_returning_bad_indices_is_named(registered):
 
 
 def test_register_acquisition_refuses_other_classes():
-    from activews.errors import ActivewsError
-    from activews.streams import register_acquisition
-
     with pytest.raises(
         ActivewsError, match="must decorate a function f\\(probs, \\*, generator\\) or a BatchSelector"
     ):

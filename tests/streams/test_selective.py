@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from activews.config import BenchConfig
+from activews.engine.config import BenchConfig
 from activews.errors import ActivewsError
 from activews.streams import PassiveStream, SelectiveStream
 from tests.helpers import assert_one_line

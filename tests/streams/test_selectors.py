@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from activews import data
 from activews.errors import ActivewsError
 from activews.models import build_model
 from activews.streams import ActiveStream, ModelView, Round, make_acquisition
@@ -430,8 +431,7 @@ def test_selectors_that_need_the_model_refuse_a_plain_function(trained, name):
     ],
 )
 def test_config_checks_acquisition_settings_before_any_data(values, match, monkeypatch):
-    from activews import data
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("data loaded before validation"))
     with pytest.raises(ActivewsError, match=match) as exc:
@@ -440,7 +440,7 @@ def test_config_checks_acquisition_settings_before_any_data(values, match, monke
 
 
 def test_config_takes_acquisition_params_and_pool_subsample():
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     cfg = BenchConfig.build(acquisition="bald", acquisition_params={"samples": 5}, pool_subsample=3000)
     assert cfg.acquisition_params == {"samples": 5} and cfg.pool_subsample == 3000

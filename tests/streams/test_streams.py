@@ -294,8 +294,8 @@ def test_rounds_zero_error_names_only_the_fix_that_works():
 @pytest.mark.parametrize("stream", ["passive", "active"])
 def test_rounds_zero_in_a_bench(stream):
     """A real run: rounds from the pool size, the remainder in the last round, progress totals right."""
-    from activews.bench import run_bench
-    from activews.config import BenchConfig
+    from activews.engine.bench import run_bench
+    from activews.engine.config import BenchConfig
 
     cfg = BenchConfig.build(
         n_examples=300,  # a pool of 210 training examples

@@ -1,15 +1,13 @@
-"""Writing a bench's results to a run folder, safely.
+"""Writing files safely: atomic writes, writable-folder probes and one-line write errors.
 
 Files are written to a temporary name and renamed into place, so an interrupted write never leaves a
-half-written file, and a folder that already holds a run is never overwritten.
+half-written file, and a folder that already holds a run is never overwritten. Used by the engine (run
+store, checkpoints) and by the report (result files).
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
-import json
 import math
 import os
 import tempfile
@@ -24,33 +22,8 @@ __all__ = [
     "check_writable_file",
     "atomic_write",
     "write_failure",
-    "write_run_folder",
     "to_jsonable",
-    "records_csv",
 ]
-
-RECORD_FIELDS = [
-    "experiment",
-    "arm",
-    "strategy",
-    "seed",
-    "round",
-    "n_labeled",
-    "n_new",
-    "test_accuracy",
-    "test_loss",
-    "train_accuracy",
-    "train_loss",
-    "stop_reason",
-    "steps",
-    "epochs",
-    "seconds",
-    "init_seconds",
-    "select_seconds",
-    "cumulative_steps",
-    "cumulative_seconds",
-]
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -187,53 +160,3 @@ def check_writable_file(path: str | Path, flag: str = "--json") -> Path:
         raise ActivewsError(f"{flag} {str(path)!r}: folder {str(parent)!r} does not exist; create it first")
     probe_writable(parent, f"{flag} folder", f"give {flag} a path in a writable folder")
     return path
-
-
-def records_csv(records: list[dict[str, Any]]) -> str:
-    """Rows as CSV (lists such as CIs as text); ``new_indices`` (a round's labeled pool indices) stays in
-    ``records.json`` and the store."""
-    buf = io.StringIO()
-    records = [{k: v for k, v in r.items() if k != "new_indices"} for r in records]
-    present = list(dict.fromkeys(k for r in records for k in r))  # first-seen order
-    fields = [f for f in RECORD_FIELDS if f in present] + [f for f in present if f not in RECORD_FIELDS]
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return buf.getvalue()
-
-
-def write_run_folder(results: list[Any], folder: str | Path, *, plot: bool = True) -> list[Path]:
-    """Write records (CSV, JSON), the summary, figures and ``report.html`` of a run into ``folder``.
-
-    A single experiment's figures go into the folder itself; a sweep's into ``e<i>/`` per experiment.
-    Everything here can be regenerated from the store with ``activews report``.
-    """
-    from activews.report import figures, html_report
-
-    folder = Path(folder)
-    written: list[Path] = []
-    then = f"then write them again with 'activews report {folder}'"  # the store holds every round
-
-    def put(path: Path, data: str | bytes) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ActivewsError(write_failure("results folder", path.parent, exc, then)) from None
-        atomic_write(path, data, what="results file", then=then)
-        written.append(path)
-
-    sweep = len(results) > 1
-    records = [({"experiment": r.label} if sweep else {}) | rec for r in results for rec in r.records]
-    put(folder / "records.csv", records_csv(records))
-    put(folder / "records.json", json.dumps(to_jsonable(records), indent=1))
-    summary = [r.to_dict() for r in results] if sweep else results[0].to_dict()
-    put(folder / "summary.json", json.dumps(to_jsonable(summary), indent=2))
-    if plot:
-        all_figs = []
-        for i, result in enumerate(results):
-            figs = figures(result)
-            all_figs.append(figs)
-            for name, png in figs.items():
-                put(folder / (f"e{i}" if sweep else "") / name, png)
-        put(folder / "report.html", html_report(results, all_figs, title=f"activews run {folder.name}"))
-    return written

@@ -22,13 +22,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from activews.data import Dataset
+from activews.engine.config import BenchConfig
 from activews.errors import ActivewsError
-
-if TYPE_CHECKING:
-    from activews.config import BenchConfig
-    from activews.data import Dataset
+from activews.models import meta_model
 
 __all__ = [
     "CELL_THREADS",
@@ -262,8 +261,6 @@ def cell_memory(config: BenchConfig, dataset: Dataset) -> CellMemory | None:
     process on a GPU).
     """
     import torch
-
-    from activews.models import meta_model
 
     data = sum(
         t.numel() * t.element_size()

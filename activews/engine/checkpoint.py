@@ -28,8 +28,9 @@ from typing import Any
 
 import torch
 
+from activews.engine.store import is_run_folder
 from activews.errors import ActivewsError
-from activews.results import write_failure
+from activews.files import write_failure
 
 __all__ = ["CHECKPOINT_VERSION", "ArmCheckpoint", "cell_identity", "config_fingerprint", "content_digest"]
 
@@ -133,8 +134,6 @@ def _fsync_dir(folder: Path) -> None:
 
 def _resume_hint(path: Path) -> str:
     """How to continue after a failed write: a run folder's own resume command, or a re-run."""
-    from activews.store import is_run_folder
-
     folder = path.parent.parent
     if path.parent.name == "checkpoints" and is_run_folder(folder):
         return f"then resume with 'activews bench --resume {folder}'"

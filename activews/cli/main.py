@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 
 from rich.markup import escape
 
+from activews.engine.workers import Terminated, sigterm_as_exception
 from activews.errors import ActivewsError
-from activews.workers import Terminated, sigterm_as_exception
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -161,7 +161,7 @@ _SETTINGS = [(group, flag, dest, kw) for group, items in _GROUPS.items() for fla
 
 
 def _default_text(field: str) -> str:
-    from activews.config import BenchConfig
+    from activews.engine.config import BenchConfig
 
     default = BenchConfig.model_fields[field].get_default(call_default_factory=True)
     if field == "strategies":
@@ -366,7 +366,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve_run(run: str) -> Path:
     """A run folder given as a path, or as a name under ``runs/``."""
-    from activews.store import is_run_folder
+    from activews.engine.store import is_run_folder
 
     for candidate in (Path(run), RUNS_ROOT / run):
         try:
@@ -382,9 +382,9 @@ def resolve_run(run: str) -> Path:
 
 def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any]], Path | None]:
     """The experiments to run and the run folder (None: pick a default name)."""
-    from activews.bench import BenchConfig
-    from activews.store import RunStore
-    from activews.sweep import check_grid_flags, expand, load_sweep
+    from activews.engine.config import BenchConfig
+    from activews.engine.store import RunStore
+    from activews.engine.sweep import check_grid_flags, expand, load_sweep
 
     flags = settings_from_args(args)
     grid = parse_grid(args.grid)
@@ -410,7 +410,7 @@ def experiments_from_args(args: argparse.Namespace) -> tuple[list[tuple[str, Any
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from activews.report import protocol_title
+    from activews.report.tables import protocol_title
 
     experiments, folder = experiments_from_args(args)
     folder = folder or default_run_dir(experiments[0][1])
@@ -433,9 +433,10 @@ def _execute(
     """Run (or resume) ``experiments`` into ``folder`` with a progress display; None if interrupted."""
     from rich.console import Console
 
-    from activews.bench import run_experiments
-    from activews.resources import check_threads, parse_workers
-    from activews.results import check_writable_file, write_run_folder
+    from activews.engine.bench import run_experiments
+    from activews.engine.resources import check_threads, parse_workers
+    from activews.files import check_writable_file
+    from activews.report import write_run_folder
 
     err = Console(stderr=True)
     workers = parse_workers(args.workers)
@@ -481,8 +482,8 @@ def _execute(
 def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, extra: str = "") -> None:
     from rich.console import Console
 
-    from activews.report import compute_table, penalty_table, protocol_title, selection_table
-    from activews.results import atomic_write, to_jsonable
+    from activews.files import atomic_write, to_jsonable
+    from activews.report.tables import compute_table, penalty_table, protocol_title, selection_table
 
     out = Console()
     if args.json_path is not None:
@@ -515,15 +516,15 @@ def _print_results(args: argparse.Namespace, results: list[Any], folder: Path, e
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from activews.protocols import (
+    from activews.engine.sweep import expand, load_sweep
+    from activews.report.tables import protocol_title
+    from activews.reproduce import (
         PROTOCOLS,
         describe_protocols,
         get_protocol,
         protocol_values,
         write_protocol_report,
     )
-    from activews.report import protocol_title
-    from activews.sweep import expand, load_sweep
 
     out = Console()
     if args.list or args.protocol is None:
@@ -769,7 +770,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, table: Any) -> None:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    from activews.report import strategies_table
+    from activews.report.tables import strategies_table
     from activews.strategies import STRATEGIES
 
     def describe(cls: Any) -> dict[str, Any]:
@@ -838,10 +839,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from activews.bench import load_results
-    from activews.report import compute_table, penalty_table, protocol_title
-    from activews.results import records_csv, to_jsonable
-    from activews.store import RunStore, is_run_folder
+    from activews.engine.bench import load_results
+    from activews.engine.store import RunStore, is_run_folder
+    from activews.files import to_jsonable
+    from activews.report import records_csv
+    from activews.report.tables import compute_table, penalty_table, protocol_title
 
     console = Console()
     if args.runs_command == "list":
@@ -904,7 +906,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         ]
         text = records_csv(rows) if args.format == "csv" else json.dumps(to_jsonable(rows), indent=2)
     if args.output:
-        from activews.results import atomic_write, check_writable_file
+        from activews.files import atomic_write, check_writable_file
 
         atomic_write(check_writable_file(args.output, "--output"), text)
     else:
@@ -935,7 +937,7 @@ def _run_row(folder: Path, store_cls: Any) -> list[str]:
     in the second column when it cannot be read."""
     import sqlite3
 
-    from activews.store import StoreError
+    from activews.engine.store import StoreError
 
     def flagged(text: str) -> list[str]:
         return [escape(text)] + ["-"] * 5
@@ -967,7 +969,7 @@ def _run_row(folder: Path, store_cls: Any) -> list[str]:
 
 def _check_report_target(target: Path, given: bool) -> None:
     """Fail before any figure is drawn if the report cannot be written to ``target``."""
-    from activews.results import probe_writable
+    from activews.files import probe_writable
 
     what = "--output" if given else "run folder"
     fix = "give --output a folder you can write to"
@@ -987,10 +989,10 @@ def _check_report_target(target: Path, given: bool) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from activews.bench import load_results
-    from activews.protocols import protocol_of_run, write_protocol_report
-    from activews.report import compute_table, penalty_table, protocol_title, selection_table
-    from activews.results import write_run_folder
+    from activews.engine.bench import load_results
+    from activews.report import write_run_folder
+    from activews.report.tables import compute_table, penalty_table, protocol_title, selection_table
+    from activews.reproduce import protocol_of_run, write_protocol_report
 
     folder = resolve_run(args.run)
     results = _load_run(folder, load_results)

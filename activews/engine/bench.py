@@ -7,10 +7,8 @@ is one arm of one experiment for one seed. Every finished round is committed to 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -20,54 +18,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from activews.arm import (
-    ProgressEvent,
-    ProgressFn,
-    check_fits,
-    derive_seed,
-    load_bench_dataset,
-    make_stream,
-    resolve_device,
-    run_arm,
-)
-from activews.config import BenchConfig
 from activews.data import Dataset
-from activews.errors import ActivewsError
-from activews.executors import Cell, execute_cells
-from activews.resources import (
+from activews.engine.arm import ProgressEvent, ProgressFn
+from activews.engine.config import BenchConfig
+from activews.engine.executors import Cell, execute_cells
+from activews.engine.resources import (
     CELL_THREADS,
     Workers,
     cell_memory,
-    check_gpus_per_cell,
     check_threads,
     oversubscription,
     parse_workers,
     resolve_workers,
 )
-from activews.runlock import LOCK_FILE, RunLock
-from activews.store import STORE_FILE, RunStore, is_run_folder
+from activews.engine.runlock import LOCK_FILE, RunLock
+from activews.engine.setup import (
+    check_devices,
+    check_fits,
+    dataset_fingerprint,
+    load_bench_dataset,
+    make_stream,
+)
+from activews.engine.store import STORE_FILE, RunStore, is_run_folder
+from activews.engine.summary import summarize
+from activews.errors import ActivewsError
+from activews.files import PROBE_PREFIX, atomic_write, prepare_output_dir, write_failure
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "BenchResult",
-    "ProgressEvent",
-    "run_bench",
-    "run_experiments",
-    "run_arm",
-    "summarize",
-    "mean_ci",
-    "resolve_device",
-    "make_stream",
-    "load_bench_dataset",
-    "check_fits",
-    "derive_seed",
-    "config_diff",
-    "load_results",
-]
+__all__ = ["BenchResult", "config_diff", "load_results", "run_bench", "run_experiments"]
 
 
 @dataclass
@@ -104,15 +85,6 @@ class BenchResult:
         return ({"experiment": self.label} | out) if self.label else out
 
 
-def dataset_fingerprint(dataset: Dataset) -> str:
-    """SHA-256 over the dataset's tensors: a resumed run must see the same data."""
-    h = hashlib.sha256()
-    for t in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
-        h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``["rounds: 7 -> 5", ...]`` for the fields that differ between two config dicts."""
     keys = sorted(set(old) | set(new))
@@ -143,7 +115,7 @@ def run_experiments(
         progress: receives :class:`ProgressEvent` s (``"start"`` first, with rounds already done).
         workers: cells run in parallel (local processes, or Ray tasks): a count, or ``"auto"`` for as many
             as fit the usable cores at ``threads`` each (one per GPU on CUDA; see
-            :func:`activews.resources.resolve_workers`). Results are identical whatever the count. The
+            :func:`activews.engine.resources.resolve_workers`). Results are identical whatever the count. The
             default is 1, as with scikit-learn's ``n_jobs``: worker processes re-import the caller's main
             module, so a library call does not start them unasked (the CLI's default is ``auto``).
         executor: ``"local"`` or ``"ray"``.
@@ -152,13 +124,13 @@ def run_experiments(
             records its protocol there).
         threads: torch intra-op threads of every cell, in this process or a worker. Results depend on
             it, so it is recorded with the run and a resume with another value is refused; ``None`` takes
-            the run's recorded count when resuming, else :data:`~activews.resources.CELL_THREADS` (1).
+            the run's recorded count when resuming, else :data:`~activews.engine.resources.CELL_THREADS` (1).
         gpus_per_cell: with ``executor="ray"`` on CUDA, the fraction of a GPU each cell's task asks for
             (default 1); with local workers, ``workers="auto"`` runs ``1 / gpus_per_cell`` cells at once.
 
     One process at a time runs in a folder: a second one is refused (see :class:`RunLock`). An
     interrupt (``KeyboardInterrupt``; SIGTERM where the caller turns it into
-    :class:`~activews.workers.Terminated`) stops every worker and propagates; the run resumes later.
+    :class:`~activews.engine.workers.Terminated`) stops every worker and propagates; the run resumes later.
     """
     if not experiments:
         raise ActivewsError("nothing to run: no experiments")
@@ -193,7 +165,7 @@ def run_experiments(
             import ray  # noqa: F401  (fail before any folder is created)
         except ImportError:
             raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
-    devices = _check_devices(configs, executor, gpus_per_cell)
+    devices = check_devices(configs, executor, gpus_per_cell)
     for i, cfg in configs.items():
         if i not in datasets:
             datasets[i] = load_bench_dataset(cfg)
@@ -244,38 +216,6 @@ def run_experiments(
     return results
 
 
-def _check_devices(configs: dict[int, BenchConfig], executor: str, gpus_per_cell: float | None) -> list[str]:
-    """Each experiment's device (resolved here, before any data loads), checked against its settings.
-
-    Ray tasks may run on GPU nodes this machine is not: with ``executor="ray"`` a device is taken as
-    written (``auto`` as what it resolves to here).
-    """
-    from activews.config import CHANNELS_LAST_ON_CPU, FP16_ON_CPU
-    from activews.training import compile_problem
-
-    devices = []
-    for cfg in configs.values():
-        if executor == "ray" and cfg.device != "auto":
-            device = torch.device(cfg.device)
-        else:
-            device = resolve_device(cfg.device)
-        if cfg.precision == "fp16" and device.type == "cpu":
-            raise ActivewsError(FP16_ON_CPU)
-        if cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_available():
-            if not torch.cuda.is_bf16_supported():
-                raise ActivewsError(
-                    f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 "
-                    "arithmetic; use --precision fp16 or fp32"
-                )
-        if cfg.channels_last and device.type == "cpu":
-            raise ActivewsError(CHANNELS_LAST_ON_CPU)
-        if cfg.compile and (problem := compile_problem(device)):
-            raise ActivewsError(problem)
-        devices.append(str(device))
-    check_gpus_per_cell(gpus_per_cell, devices)
-    return devices
-
-
 def _plan(
     configs: dict[int, BenchConfig],
     datasets: dict[int, Dataset],
@@ -316,7 +256,6 @@ _SETUP_DIR = ".setup"
 @contextmanager
 def _claim(folder: Path) -> Iterator[RunLock]:
     """Create ``folder`` if needed and hold its run lock; refuse a folder that holds something else."""
-    from activews.results import PROBE_PREFIX, prepare_output_dir
 
     def ours(name: str) -> bool:  # what a run that never finished its set-up (or is starting) leaves
         return name in (LOCK_FILE, _SETUP_DIR) or name.startswith(PROBE_PREFIX)
@@ -361,10 +300,8 @@ def _open_store(
     """Open the run's store (checking that it holds this run), or create it; call with the run lock held.
 
     Returns the store and the run's thread count: ``threads``, or when None the count the run recorded
-    (:data:`~activews.resources.CELL_THREADS` for a new run or one that recorded none).
+    (:data:`~activews.engine.resources.CELL_THREADS` for a new run or one that recorded none).
     """
-    from activews.results import atomic_write
-
     if is_run_folder(folder) and _never_started(folder):
         log.info("%s: replacing the store of a run whose set-up did not finish", folder)
         _remove_store(folder)
@@ -444,8 +381,6 @@ def _create_store(
     """Build the store in ``.setup/`` and rename it into place: the folder holds a complete store or none."""
     import shutil
     import sqlite3
-
-    from activews.results import write_failure
 
     setup = folder / _SETUP_DIR
     shutil.rmtree(setup, ignore_errors=True)
@@ -566,186 +501,3 @@ def run_bench(
         threads=threads,
         gpus_per_cell=gpus_per_cell,
     )[0]
-
-
-# ---------------------------------------------------------------------------------------------- summary
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, list[float] | None]:
-    """Mean and two-sided Student-t confidence interval (``None`` with fewer than 2 values)."""
-    arr = np.asarray(values, dtype=float)
-    mean = float(arr.mean())
-    if len(arr) < 2:
-        return mean, None
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return mean, [mean - half, mean + half]
-
-
-def _area(accuracies: Sequence[float]) -> float:
-    """Area under the accuracy-per-round curve, normalized by the number of intervals (in [0, 1])."""
-    a = np.asarray(accuracies, dtype=float)
-    return float(a[0]) if len(a) == 1 else float(np.trapezoid(a) / (len(a) - 1))
-
-
-def _mean_field(rows: Sequence[dict[str, Any]], key: str) -> float | None:
-    """Mean of ``key`` over ``rows``; None when hand-made records lack it."""
-    values = [row[key] for row in rows if key in row]
-    return float(np.mean(values)) if len(values) == len(rows) else None
-
-
-def _diagnostic_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    """Mean over seeds of each diagnostic field the records hold (None where no seed has a value)."""
-    from activews.diagnostics import RECORD_FIELDS
-
-    out: dict[str, float | None] = {}
-    for fields in RECORD_FIELDS.values():
-        for key in fields:
-            if any(key in row for row in rows):
-                values = [row[key] for row in rows if row.get(key) is not None]
-                out[key] = float(np.mean(values)) if values else None
-    return out
-
-
-def _labeled_sets(rows: Sequence[dict[str, Any]]) -> list[set[int]] | None:
-    """The labeled set after each round, from the records' ``new_indices`` (None if not recorded)."""
-    if not rows or any("new_indices" not in row for row in rows):
-        return None
-    out, current = [], set()
-    for row in rows:
-        current = current | set(row["new_indices"])
-        out.append(current)
-    return out
-
-
-def jaccard(a: set[int], b: set[int]) -> float:
-    """``|a & b| / |a | b|`` (1.0 for two empty sets)."""
-    union = len(a | b)
-    return len(a & b) / union if union else 1.0
-
-
-def _gap_split(
-    seeds: dict[int, list[dict[str, Any]]], ref: dict[int, list[dict[str, Any]]], paired: list[int]
-) -> dict[str, Any]:
-    """Final-round split of the gap to ``random`` and the overlap of the labeled sets, paired by seed.
-
-    ``init_effect`` = counterfactual accuracy - the arm's (same data, fresh start vs the arm's start);
-    ``selection_effect`` = random's accuracy - the counterfactual's (fresh starts, random's data vs the
-    arm's); they add up to the penalty. ``overlap_with_random`` is the Jaccard index of the final labeled
-    sets after each round from round 1 on, averaged over those rounds (the final sets alone say little
-    when the stream ends with the whole pool labeled). Fields are present only when the records carry
-    what they need.
-    """
-    out: dict[str, Any] = {}
-    if paired and all(seeds[s][-1].get("counterfactual_accuracy") is not None for s in paired):
-        init = [seeds[s][-1]["counterfactual_accuracy"] - seeds[s][-1]["test_accuracy"] for s in paired]
-        select = [ref[s][-1]["test_accuracy"] - seeds[s][-1]["counterfactual_accuracy"] for s in paired]
-        out["init_effect"], out["init_effect_ci"] = _stat(init)
-        out["selection_effect"], out["selection_effect_ci"] = _stat(select)
-    overlaps = []
-    for s in paired:
-        mine, theirs = _labeled_sets(seeds[s]), _labeled_sets(ref[s])
-        if mine is None or theirs is None:
-            return out
-        per_round = [jaccard(a, b) for a, b in zip(mine[1:], theirs[1:], strict=True)]
-        if per_round:
-            overlaps.append(sum(per_round) / len(per_round))
-    if overlaps:
-        out["overlap_with_random"], out["overlap_with_random_ci"] = _stat(overlaps)
-    return out
-
-
-def _stat(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
-    return mean_ci(values) if values else (None, None)
-
-
-def summarize(
-    records: Sequence[dict[str, Any]], arms: Sequence[str], reference: str = "random"
-) -> list[dict[str, Any]]:
-    """Per-arm summary: accuracy, area, paired penalty vs ``reference`` and compute ratios, with 95% CIs.
-
-    Records are grouped by ``arm`` (falling back to ``strategy``). Penalties and ratios are paired by
-    seed (and by round for the per-round penalty); seeds missing from either arm, or with fewer
-    finished rounds, are left out of the pairing.
-    """
-    by_arm: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    for rec in records:
-        by_arm.setdefault(rec.get("arm", rec["strategy"]), {}).setdefault(rec["seed"], []).append(rec)
-    for seeds in by_arm.values():
-        for rows in seeds.values():
-            rows.sort(key=lambda r: r["round"])
-    ref = by_arm.get(reference, {})
-    summary = []
-    for name in arms:
-        seeds = by_arm.get(name)
-        if not seeds:
-            continue
-        paired = [s for s in seeds if s in ref and len(ref[s]) == len(seeds[s])]
-        final = [rows[-1]["test_accuracy"] for rows in seeds.values()]
-        areas = [_area([r["test_accuracy"] for r in rows]) for rows in seeds.values()]
-        pen = [ref[s][-1]["test_accuracy"] - seeds[s][-1]["test_accuracy"] for s in paired]
-        pen_auc = [
-            _area([r["test_accuracy"] for r in ref[s]]) - _area([r["test_accuracy"] for r in seeds[s]])
-            for s in paired
-        ]
-        steps_ratio = [
-            seeds[s][-1]["cumulative_steps"] / max(1, ref[s][-1]["cumulative_steps"]) for s in paired
-        ]
-        time_ratio = [
-            seeds[s][-1]["cumulative_seconds"] / max(1e-12, ref[s][-1]["cumulative_seconds"]) for s in paired
-        ]
-        n_rounds = min(len(rows) for rows in seeds.values())
-        per_round = []
-        for r in range(n_rounds):
-            diffs = [ref[s][r]["test_accuracy"] - seeds[s][r]["test_accuracy"] for s in paired]
-            a_mean, a_ci = mean_ci([rows[r]["test_accuracy"] for rows in seeds.values()])
-            p_mean, p_ci = _stat(diffs)
-            per_round.append(
-                {
-                    "round": r,
-                    "n_labeled": float(np.mean([rows[r]["n_labeled"] for rows in seeds.values()])),
-                    "accuracy": a_mean,
-                    "accuracy_ci": a_ci,
-                    "penalty": p_mean,
-                    "penalty_ci": p_ci,
-                    "steps": _mean_field([rows[r] for rows in seeds.values()], "steps"),
-                    "seconds": _mean_field([rows[r] for rows in seeds.values()], "seconds"),
-                }
-                | _diagnostic_means([rows[r] for rows in seeds.values()])
-            )
-        all_rows = [row for rows in seeds.values() for row in rows]
-        first = next(iter(seeds.values()))[0]
-        split = _gap_split(seeds, ref, paired)
-        acc, acc_ci = mean_ci(final)
-        auc, auc_ci = mean_ci(areas)
-        penalty, penalty_ci = _stat(pen)
-        auc_penalty, auc_penalty_ci = _stat(pen_auc)
-        compute_ratio, compute_ratio_ci = _stat(steps_ratio)
-        t_ratio, t_ratio_ci = _stat(time_ratio)
-        summary.append(
-            {
-                "strategy": first["strategy"],
-                "arm": name,
-                "seeds": sorted(seeds),
-                "rounds": n_rounds,
-                "final_accuracy": acc,
-                "final_accuracy_ci": acc_ci,
-                "auc": auc,
-                "auc_ci": auc_ci,
-                "penalty": penalty,
-                "penalty_ci": penalty_ci,
-                "auc_penalty": auc_penalty,
-                "auc_penalty_ci": auc_penalty_ci,
-                "compute_ratio": compute_ratio,
-                "compute_ratio_ci": compute_ratio_ci,
-                "time_ratio": t_ratio,
-                "time_ratio_ci": t_ratio_ci,
-                "steps": float(np.mean([rows[-1]["cumulative_steps"] for rows in seeds.values()])),
-                "seconds": float(np.mean([rows[-1]["cumulative_seconds"] for rows in seeds.values()])),
-                "reached_target": float(np.mean([row["stop_reason"] == "target" for row in all_rows])),
-                **split,
-                "per_round": per_round,
-            }
-        )
-    return summary

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from activews.errors import ActivewsError
+from activews.files import write_failure
+from activews.version import __version__
 
 __all__ = ["RunStore", "StoreError", "STORE_FILE", "SCHEMA_VERSION", "is_run_folder"]
 
@@ -149,8 +151,6 @@ class RunStore:
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
             raise  # a bug, not the disk
         except sqlite3.DatabaseError as exc:
-            from activews.results import write_failure
-
             then = then or f"then resume with 'activews bench --resume {self.folder}'"
             raise ActivewsError(write_failure("run store", self.path, exc, then)) from None
 
@@ -176,8 +176,6 @@ class RunStore:
         Configs keep their key order (a sweep's parameter order names its arms); ``extra_meta`` adds
         keys to the ``meta`` table (e.g. ``protocol`` for runs of ``activews reproduce``).
         """
-        from activews import __version__
-
         now = time.time()
         # If this fails nothing is stored (the transaction rolls back): the run starts over.
         fresh = "then run again (or choose another --output)"

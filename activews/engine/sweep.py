@@ -27,7 +27,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from activews.config import BenchConfig
+from activews.engine.config import BenchConfig
 from activews.errors import ActivewsError
 
 __all__ = ["load_sweep", "expand", "check_grid_flags"]

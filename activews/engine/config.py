@@ -19,7 +19,14 @@ from pydantic import (
     model_validator,
 )
 
+from activews.data import DATASETS
+from activews.diagnostics import check_diagnostics
 from activews.errors import ActivewsError, format_validation_error
+from activews.models import MODELS, model_params
+from activews.strategies import get_strategy
+from activews.streams import ACQUISITIONS, STREAMS, make_acquisition
+from activews.streams.passive import schedule_sizes
+from activews.streams.selective import NEEDS_BUDGET
 from activews.training import TrainConfig
 from activews.validation import Settings
 
@@ -209,8 +216,6 @@ class BenchConfig(Settings):
     @field_validator("diagnostics", mode="before")
     @classmethod
     def _diagnostic_names(cls, value: Any) -> Any:
-        from activews.diagnostics import check_diagnostics
-
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         return check_diagnostics(value) if isinstance(value, (list, tuple)) else value
@@ -235,12 +240,6 @@ class BenchConfig(Settings):
 
     @model_validator(mode="after")
     def _names(self) -> BenchConfig:
-        # Imported here: the registries import torch-heavy modules, and the config must stay importable.
-        from activews.data import DATASETS
-        from activews.models import MODELS, model_params
-        from activews.strategies import get_strategy
-        from activews.streams import ACQUISITIONS, STREAMS
-
         for registry, name in (
             (STREAMS, self.stream),
             (MODELS, self.model),
@@ -290,8 +289,6 @@ class BenchConfig(Settings):
                 f"use --stream selective or drop it"
             )
         if self.stream == "selective" and self.label_fraction is None and self.label_threshold is None:
-            from activews.streams.selective import NEEDS_BUDGET
-
             raise ActivewsError(NEEDS_BUDGET)
         if self.counterfactual and self.stream == "passive":
             raise ActivewsError(
@@ -303,15 +300,11 @@ class BenchConfig(Settings):
                 "--schedule applies to the passive stream; use --stream passive or drop --schedule"
             )
         if self.schedule is not None:
-            from activews.streams.passive import schedule_sizes
-
             schedule_sizes(self.schedule, 10**9)  # checks range and order; sizes are checked on the real pool
         return self
 
     def _check_acquisition(self) -> None:
         """Acquisition parameters and pool subsampling, checked before any data loads."""
-        from activews.streams import make_acquisition
-
         make_acquisition(self.acquisition, self.acquisition_params)  # one-line error on a bad parameter
         if self.pool_subsample is not None and self.stream != "active":
             raise ActivewsError(

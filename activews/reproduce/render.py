@@ -1,192 +1,18 @@
-"""The experiments of Ash & Adams (NeurIPS 2020) as named presets: ``activews reproduce PROTOCOL``.
-
-A protocol is a set of bench settings plus a grid of experiments (like a sweep file), and a renderer
-that lays the results out as the paper does: Table 1 for ``two-phase``, accuracy and time per round
-for ``online``, heat maps for ``shrink-perturb-grid``, the gap against the varied setting for
-``early-damage`` and ``regularized``. Every setting can be overridden with the usual bench flags, and
-every grid axis with ``--grid FIELD=V1,V2``; the defaults run on the built-in ``mnist1d`` data.
-
-References:
-    Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv 1910.08475).
-"""
+"""How each protocol lays out its results as the paper does: Table 1 for ``two-phase``, accuracy and time
+per round for ``online``, heat maps for ``shrink-perturb-grid``, the gap against the varied setting for
+``early-damage`` and ``regularized``. Renderers read summaries (computed by the engine) and return
+tables and PNG figures; nothing here runs, computes statistics or prints."""
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from activews.errors import ActivewsError
-from activews.registry import Registry
-
-__all__ = [
-    "Protocol",
-    "ProtocolTable",
-    "ProtocolReport",
-    "PROTOCOLS",
-    "get_protocol",
-    "protocol_values",
-    "render",
-    "write_protocol_report",
-    "protocol_of_run",
-    "describe_protocols",
-]
-
-
-@dataclass(frozen=True)
-class ProtocolTable:
-    """A table with a title, column headers and rows of strings (rendered with rich or as Markdown)."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    notes: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
-        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        lines += ["", *self.notes] if self.notes else []
-        return "\n".join(lines)
-
-    def rich(self) -> Any:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=escape(self.title), title_justify="left")
-        for i, header in enumerate(self.headers):
-            table.add_column(escape(header), justify="left" if i == 0 else "right")
-        for row in self.rows:
-            table.add_row(*(escape(cell) for cell in row))
-        if self.notes:
-            table.caption = escape(" ".join(self.notes))
-            table.caption_justify = "left"
-        return table
-
-
-@dataclass
-class ProtocolReport:
-    """What a protocol's renderer returns: tables, PNG figures by file name, and the numbers as data."""
-
-    tables: list[ProtocolTable] = field(default_factory=list)
-    figures: dict[str, bytes] = field(default_factory=dict)
-    data: list[dict[str, Any]] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        return "\n\n".join(t.markdown() for t in self.tables)
-
-
-Renderer = Callable[["Protocol", Sequence[Any], bool], ProtocolReport]
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """A named experiment of the paper.
-
-    Attributes:
-        name: the CLI name (``two-phase``).
-        title: one line saying what it measures.
-        reference: where in the paper it comes from.
-        values: bench settings (``BenchConfig`` fields) the protocol sets.
-        grid: experiments: every combination of these ``BenchConfig`` fields (``--grid`` replaces an axis).
-        param_grid: strategy parameter lists, one arm per combination (``--sweep`` replaces them).
-        render: lays the results out (tables, figures, data).
-    """
-
-    name: str
-    title: str
-    reference: str
-    values: dict[str, Any]
-    grid: dict[str, list[Any]]
-    render: Renderer
-    param_grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-
-
-PROTOCOLS: Registry[Protocol] = Registry("protocol", dashed=True)
-
-
-def get_protocol(name: str) -> Protocol:
-    """The protocol registered under ``name`` (close-match error if unknown)."""
-    return PROTOCOLS.get(name)
-
-
-def protocol_values(
-    protocol: Protocol,
-    flags: dict[str, Any],
-    grid: dict[str, list[Any]] | None = None,
-) -> dict[str, Any]:
-    """Sweep values (``BenchConfig`` fields plus ``grid``) for ``protocol`` with the user's overrides.
-
-    ``flags`` are bench settings the user typed: each fixes its field (dropping that grid axis).
-    ``grid`` replaces or adds axes. ``param_grid`` in ``flags`` replaces the protocol's.
-    """
-    values: dict[str, Any] = dict(protocol.values)
-    if protocol.param_grid:
-        values["param_grid"] = dict(protocol.param_grid)
-    from activews.sweep import check_grid_flags
-
-    check_grid_flags(grid or {}, flags)
-    axes = {k: v for k, v in protocol.grid.items() if k not in flags} | (grid or {})
-    if flags.get("schedule") is not None:  # a schedule replaces the round sizes the protocol set
-        for key in ("rounds", "initial", "query_size"):
-            values.pop(key, None)
-    elif values.get("schedule") is not None:
-        sizes = [k for k in ("rounds", "initial", "query_size") if k in flags]
-        if sizes:
-            raise ActivewsError(
-                f"{protocol.name} sets the labeled fraction of each round with a schedule "
-                f"({','.join(_value_text(f) for f in values['schedule'])}); give --schedule instead of "
-                f"{', '.join('--' + k.replace('_', '-') for k in sizes)}, e.g. --schedule 0.25,0.5,1.0"
-            )
-    values.update(flags)
-    if axes:
-        values["grid"] = axes
-    return values
-
-
-def render(protocol: Protocol, results: Sequence[Any], plot: bool = True) -> ProtocolReport:
-    """Tables (and figures, unless ``plot`` is False) for ``results`` of a run of ``protocol``."""
-    if not any(r.records for r in results):
-        raise ActivewsError(f"protocol {protocol.name!r}: no finished round to report yet")
-    return protocol.render(protocol, results, plot)
-
-
-def write_protocol_report(
-    protocol: Protocol, results: Sequence[Any], folder: str | Path, *, plot: bool = True
-) -> ProtocolReport:
-    """Render ``results`` and write ``protocol.md``, ``protocol.json`` and the figures into ``folder``.
-
-    ``activews report RUN`` renders a run of a protocol again (the store records the protocol's name).
-    """
-    from activews.results import atomic_write, to_jsonable
-
-    report = render(protocol, results, plot)
-    folder = Path(folder)
-    atomic_write(folder / "protocol.md", f"# activews reproduce {protocol.name}\n\n{report.markdown()}\n")
-    atomic_write(
-        folder / "protocol.json",
-        json.dumps(to_jsonable({"protocol": protocol.name, "results": report.data}), indent=2),
-    )
-    for name, png in report.figures.items():
-        atomic_write(folder / name, png)
-    return report
-
-
-def protocol_of_run(folder: str | Path) -> Protocol | None:
-    """The protocol a run folder was made by (recorded in its store's ``meta`` table), or None."""
-    from activews.store import RunStore, is_run_folder
-
-    if not is_run_folder(folder):
-        return None
-    with RunStore(folder) as store:
-        name = store.meta().get("protocol")
-    return get_protocol(name) if name is not None and name in PROTOCOLS else None
-
-
-# ------------------------------------------------------------------------------------------- helpers
+from activews.report.figures import png, pyplot
+from activews.reproduce.base import Protocol, ProtocolReport, ProtocolTable, Renderer
+from activews.strategies import make_strategy
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -261,18 +87,6 @@ def _seeds_note(results: Sequence[Any]) -> str:
     return f"{'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; 95% CIs paired by seed"
 
 
-def _plt() -> Any:
-    from activews.report import _plt as report_plt
-
-    return report_plt()
-
-
-def _png(fig: Any) -> bytes:
-    from activews.report import _png as report_png
-
-    return report_png(fig)
-
-
 # ------------------------------------------------------------------------------------------- two-phase
 
 
@@ -314,7 +128,7 @@ def _render_two_phase(protocol: Protocol, results: Sequence[Any], plot: bool) ->
 
 
 def _gap_bars(data: list[dict[str, Any]], key: str, title: str) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     labels = [f"{d['dataset']} · {d[key]}" if "dataset" in d else str(d[key]) for d in data]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(data) + 2), 3.6))
     gaps = [100 * (d["gap"] or 0.0) for d in data]
@@ -328,7 +142,7 @@ def _gap_bars(data: list[dict[str, Any]], key: str, title: str) -> bytes:
     ax.set_ylabel("gap (accuracy points)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 # ---------------------------------------------------------------------------------------------- online
@@ -396,7 +210,7 @@ def _final_table(result: Any, suffix: str = "") -> ProtocolTable:
 
 
 def _online_figure(result: Any, suffix: str) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for row in result.summary:
         x = [p["n_labeled"] for p in row["per_round"]]
@@ -412,7 +226,7 @@ def _online_figure(result: Any, suffix: str) -> bytes:
     right.set_title("Training time per round (paper Fig. 2, right)", fontsize=9)
     left.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 # ---------------------------------------------------------------------------------- shrink-perturb grid
@@ -420,8 +234,6 @@ def _online_figure(result: Any, suffix: str) -> bytes:
 
 def _grid_arms(result: Any) -> dict[tuple[float, float], dict[str, Any]]:
     """``(shrink, perturb) -> summary row`` for every shrink_perturb arm (and the reference arms)."""
-    from activews.strategies import make_strategy
-
     cells: dict[tuple[float, float], dict[str, Any]] = {}
     for spec in result.config.arm_specs:
         row = _arm(result, spec.label)
@@ -517,7 +329,7 @@ def _heatmap(
 ) -> bytes:
     import numpy as np
 
-    plt = _plt()
+    plt = pyplot()
     grid = np.full((len(shrinks), len(perturbs)), np.nan)
     for (s, p), row in cells.items():
         value = row[key]
@@ -544,7 +356,7 @@ def _heatmap(
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title(f"Shrink-perturb grid (paper Fig. 8): {label}\n{note}", fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 # ------------------------------------------------------------------------ early damage and regularized
@@ -607,7 +419,7 @@ def _render_curve(field_name: str, axis_label: str, figure_title: str, log_x: bo
 def _curve_figure(
     groups: dict[str, list[dict[str, Any]]], field_name: str, axis_label: str, title: str, log_x: bool
 ) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for i, (group, all_rows) in enumerate(groups.items()):
         rows = [d for d in all_rows if d[field_name] is not None and d["gap"] is not None]
@@ -641,91 +453,4 @@ def _curve_figure(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
-
-
-# ---------------------------------------------------------------------------------------- registrations
-
-_TWO_PHASE = {"stream": "passive", "schedule": [0.5, 1.0], "strategies": []}
-_ONLINE = {"stream": "passive", "initial": 1000, "query_size": 1000, "rounds": 0, "strategies": []}
-
-PROTOCOLS.register(
-    "two-phase",
-    Protocol(
-        "two-phase",
-        "train on 50% of the pool, then on 100%: warm start vs random init, per model and optimizer (Table 1)",
-        "Ash & Adams 2020, Sec. 2.1 and Table 1",
-        {**_TWO_PHASE, "model_params": {}},
-        {"model": ["paper_mlp", "logreg"], "optimizer": ["sgd", "adam"]},
-        _render_two_phase,
-    ),
-)
-PROTOCOLS.register(
-    "online",
-    Protocol(
-        "online",
-        "+1,000 examples per round until the pool is used up: accuracy and training time per round (Fig. 2)",
-        "Ash & Adams 2020, Sec. 2.2 and Fig. 2",
-        dict(_ONLINE),
-        {},
-        _render_online,
-    ),
-)
-PROTOCOLS.register(
-    "shrink-perturb-grid",
-    Protocol(
-        "shrink-perturb-grid",
-        "the online protocol over a grid of shrink x perturb values: accuracy and compute heat maps (Fig. 8)",
-        "Ash & Adams 2020, Sec. 4 and Fig. 8",
-        {**_ONLINE, "strategies": ["shrink_perturb"]},
-        {},
-        _render_grid,
-        {"shrink_perturb": {"shrink": [0.2, 0.4, 0.6, 0.8], "perturb": [0.0, 0.01, 0.1]}},
-    ),
-)
-PROTOCOLS.register(
-    "early-damage",
-    Protocol(
-        "early-damage",
-        "warm-start phase 2 from the phase-1 model after different amounts of training (Fig. 4)",
-        "Ash & Adams 2020, Sec. 3 and Fig. 4",
-        dict(_TWO_PHASE),
-        {"first_round_epochs": [0, 1, 2, 5, 10, 20, 40, None]},
-        _render_curve("first_round_epochs", "phase-1 epochs before warm starting", "Early damage", False),
-    ),
-)
-PROTOCOLS.register(
-    "regularized",
-    Protocol(
-        "regularized",
-        "the two-phase gap with L2 weight decay at several strengths in both phases (Sec. 3.3)",
-        "Ash & Adams 2020, Sec. 3.3",
-        dict(_TWO_PHASE),
-        {"weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1]},
-        _render_curve("weight_decay", "L2 weight decay (both phases)", "Regularized two-phase", True),
-    ),
-)
-
-
-def describe_protocols() -> list[dict[str, Any]]:
-    """Name, title, reference, settings and grid of every protocol (for ``activews reproduce --list``)."""
-    out = []
-    for name, p in PROTOCOLS.items():
-        grid = " x ".join(f"{k}={','.join(_value_text(v) for v in vs)}" for k, vs in p.grid.items())
-        sweeps = " x ".join(
-            f"{s}.{k}={','.join(_value_text(v) for v in vs)}"
-            for s, kv in p.param_grid.items()
-            for k, vs in kv.items()
-        )
-        settings = ", ".join(f"{k}={_value_text(v)}" for k, v in p.values.items() if v not in ({}, []))
-        out.append(
-            {
-                "name": name,
-                "title": p.title,
-                "reference": p.reference,
-                "settings": settings,
-                "grid": grid,
-                "sweep": sweeps,
-            }
-        )
-    return out
+    return png(fig)

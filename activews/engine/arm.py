@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from activews.checkpoint import CHECKPOINT_VERSION, ArmCheckpoint, cell_identity
-from activews.config import ArmSpec, BenchConfig
-from activews.data import Dataset, load_dataset
+from activews.data import Dataset
 from activews.diagnostics import (
     RECORD_FIELDS,
     GradNormProbe,
@@ -34,29 +31,22 @@ from activews.diagnostics import (
     weight_change,
     weight_fields,
 )
+from activews.engine.checkpoint import ArmCheckpoint, cell_identity
+from activews.engine.config import ArmSpec, BenchConfig
+from activews.engine.setup import derive_seed, make_stream, resolve_device, train_config
 from activews.errors import ActivewsError
-from activews.models import build_model, meta_model, model_params
+from activews.models import build_model, model_params
 from activews.strategies import InitContext, make_strategy, training_hooks
-from activews.streams import STREAMS, ModelView, Round, Stream
+from activews.streams import ModelView, Round
 from activews.training import (
     TrainConfig,
     autocast,
     evaluate,
     make_optimizer,
     train_to_criterion,
-    uses_channels_last,
 )
 
-__all__ = [
-    "ProgressEvent",
-    "run_arm",
-    "derive_seed",
-    "resolve_device",
-    "make_stream",
-    "load_bench_dataset",
-    "check_fits",
-    "CHECKPOINT_VERSION",
-]
+__all__ = ["ProgressEvent", "ProgressFn", "run_arm"]
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +54,8 @@ log = logging.getLogger(__name__)
 _MODEL0, _STREAM, _TRAIN, _INIT, _COUNTERFACTUAL = 0, 1, 2, 3, 4
 
 
-def derive_seed(seed: int, purpose: int) -> int:
-    """A 63-bit seed for ``purpose`` derived from the arm seed (independent streams, reproducible)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, purpose]).generate_state(2, np.uint64)[0] >> 1)
-
-
 def _generator(seed: int, purpose: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, purpose))
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available, else CPU; a clear error if a requested device is missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ActivewsError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ActivewsError("device 'mps' requested but MPS is not available; use --device cpu or auto")
-    return torch.device(name)
 
 
 @dataclass(frozen=True)
@@ -105,75 +79,6 @@ class ProgressEvent:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
-
-
-def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
-    """The configured stream over a pool of ``pool_size`` examples."""
-    cls = STREAMS.get(config.stream)
-    sizes = {"initial": config.initial, "query_size": config.query_size, "rounds": config.rounds}
-    if config.stream == "passive":
-        return cls(pool_size, gen, **sizes, schedule=config.schedule)
-    scoring = {"acquisition": config.acquisition, "score_batch": config.score_batch}
-    if config.stream == "active":
-        return cls(
-            pool_size,
-            gen,
-            **sizes,
-            **scoring,
-            acquisition_params=config.acquisition_params,
-            pool_subsample=config.pool_subsample,
-        )
-    if config.stream == "selective":
-        budget = {k: getattr(config, k) for k in ("label_fraction", "label_threshold", "label_budget")}
-        return cls(pool_size, gen, **sizes, **scoring, **budget)
-    return cls(pool_size, gen)
-
-
-def load_bench_dataset(config: BenchConfig) -> Dataset:
-    return load_dataset(
-        config.dataset,
-        n_examples=config.n_examples,
-        test_fraction=config.test_fraction,
-        split_seed=config.split_seed,
-        data_dir=config.data_dir,
-        download=config.download,
-        val_split=config.val_split,
-    )
-
-
-def check_fits(config: BenchConfig, dataset: Dataset) -> None:
-    """Fail before training if the stream or the model does not fit the dataset."""
-    stream = make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
-    if config.augment and dataset.x_train.dim() != 4:
-        raise ActivewsError(
-            f"--augment (random crop + flip) needs image data (C, H, W); {dataset.name} examples have shape "
-            f"{tuple(dataset.input_shape)}; drop --augment"
-        )
-    model = build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
-    stream.check_model(model)  # e.g. bald needs dropout
-    for spec in config.arm_specs:
-        make_strategy(spec.strategy, spec.params).check_model(model)
-
-
-def train_config(config: BenchConfig, dataset: Dataset, device: torch.device) -> TrainConfig:
-    """The round's training settings, with ``channels_last`` resolved: when not set, on for image models
-    (input ``(C, H, W)`` and a ``Conv2d``) on CUDA, where it runs convolutions in their fastest layout."""
-    cfg = config.train
-    if config.channels_last is None:
-        auto = device.type == "cuda" and _image_model(config, dataset)
-        return cfg.model_copy(update={"channels_last": auto}) if auto else cfg
-    if config.channels_last and not _image_model(config, dataset):
-        return cfg.model_copy(update={"channels_last": False})  # nothing to lay out: a no-op
-    return cfg
-
-
-def _image_model(config: BenchConfig, dataset: Dataset) -> bool:
-    shape = tuple(dataset.input_shape)
-    if len(shape) != 3:
-        return False
-    # A builder that cannot run on the meta device keeps the default layout.
-    model = meta_model(config.model, shape, dataset.num_classes, config.model_params)
-    return model is not None and uses_channels_last(model, shape)
 
 
 def _optimizer_for(

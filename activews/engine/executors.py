@@ -21,15 +21,16 @@ from typing import Any
 
 import torch
 
-from activews.arm import ProgressEvent, ProgressFn, load_bench_dataset, run_arm
-from activews.config import BenchConfig
 from activews.data import Dataset
+from activews.engine.arm import ProgressEvent, ProgressFn, run_arm
+from activews.engine.config import BenchConfig
+from activews.engine.resources import CELL_THREADS, ray_resources
+from activews.engine.setup import load_bench_dataset
+from activews.engine.store import RunStore
+from activews.engine.workers import WorkerPool, as_received, stop_when_gone
 from activews.errors import ActivewsError
+from activews.files import write_failure
 from activews.plugins import load_plugin, loaded_plugins
-from activews.resources import CELL_THREADS, ray_resources
-from activews.results import write_failure
-from activews.store import RunStore
-from activews.workers import WorkerPool, as_received, stop_when_gone
 
 __all__ = ["Cell", "run_cell", "execute_cells", "checkpoint_path", "EXECUTORS", "CELL_THREADS"]
 
@@ -192,10 +193,10 @@ def execute_cells(
 
     ``num_rounds`` (rounds per arm, by experiment) sizes the progress display; it defaults to
     ``config.num_rounds``, which is unknown (0) for ``rounds=0`` until the pool size is known.
-    ``threads`` is every cell's torch thread count (see :data:`~activews.resources.CELL_THREADS`);
+    ``threads`` is every cell's torch thread count (see :data:`~activews.engine.resources.CELL_THREADS`);
     ``gpus_per_cell`` the fraction of a GPU each Ray task asks for on CUDA (default 1).
 
-    An interrupt (``KeyboardInterrupt``, or :class:`~activews.workers.Terminated` from a SIGTERM
+    An interrupt (``KeyboardInterrupt``, or :class:`~activews.engine.workers.Terminated` from a SIGTERM
     handler) stops every worker process within seconds and is re-raised; the rounds already committed
     stay in the store and the run resumes from them.
     """

@@ -1,0 +1,168 @@
+"""Setting up a bench before anything trains: seeds, devices, the dataset, the stream and the checks
+that a configuration fits its data and device (all of them raise before any training starts)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from activews.data import Dataset, load_dataset
+from activews.engine.config import CHANNELS_LAST_ON_CPU, FP16_ON_CPU, BenchConfig
+from activews.engine.resources import check_gpus_per_cell
+from activews.errors import ActivewsError
+from activews.models import build_model, meta_model
+from activews.strategies import make_strategy
+from activews.streams import STREAMS, Stream
+from activews.training import TrainConfig, compile_problem, uses_channels_last
+
+__all__ = [
+    "check_devices",
+    "check_fits",
+    "dataset_fingerprint",
+    "derive_seed",
+    "load_bench_dataset",
+    "make_stream",
+    "resolve_device",
+    "train_config",
+]
+
+
+def derive_seed(seed: int, *purpose: int) -> int:
+    """A 63-bit seed for ``purpose`` derived from ``seed`` (independent streams, reproducible).
+
+    ``purpose`` is one or more integers naming the stream (an arm uses one: model, stream, training,
+    ...; :class:`~activews.sklearn.WarmStartClassifier` two: the fit's index and the stream). Only the
+    seed's low 32 bits count (seeds lie in ``0 <= seed < 2**32``).
+    """
+    entropy = [int(seed) & 0xFFFFFFFF, *(int(p) for p in purpose)]
+    return int(np.random.SeedSequence(entropy).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def resolve_device(name: Any, fix: str = "use --device cpu or auto") -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; a one-line error naming ``fix`` for a bad or missing device.
+
+    ``fix`` is how the caller's user changes the device (the CLI's flag, or an estimator's parameter).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ActivewsError(
+            f"device {name!r} is not a torch device (cpu, cuda, cuda:N, mps or auto); {fix}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ActivewsError(f"device {name!r} requested but CUDA is not available; {fix}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ActivewsError(f"device 'mps' requested but MPS is not available; {fix}")
+    return device
+
+
+def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
+    """The configured stream over a pool of ``pool_size`` examples."""
+    cls = STREAMS.get(config.stream)
+    sizes = {"initial": config.initial, "query_size": config.query_size, "rounds": config.rounds}
+    if config.stream == "passive":
+        return cls(pool_size, gen, **sizes, schedule=config.schedule)
+    scoring = {"acquisition": config.acquisition, "score_batch": config.score_batch}
+    if config.stream == "active":
+        return cls(
+            pool_size,
+            gen,
+            **sizes,
+            **scoring,
+            acquisition_params=config.acquisition_params,
+            pool_subsample=config.pool_subsample,
+        )
+    if config.stream == "selective":
+        budget = {k: getattr(config, k) for k in ("label_fraction", "label_threshold", "label_budget")}
+        return cls(pool_size, gen, **sizes, **scoring, **budget)
+    return cls(pool_size, gen)
+
+
+def load_bench_dataset(config: BenchConfig) -> Dataset:
+    return load_dataset(
+        config.dataset,
+        n_examples=config.n_examples,
+        test_fraction=config.test_fraction,
+        split_seed=config.split_seed,
+        data_dir=config.data_dir,
+        download=config.download,
+        val_split=config.val_split,
+    )
+
+
+def check_fits(config: BenchConfig, dataset: Dataset) -> None:
+    """Fail before training if the stream or the model does not fit the dataset."""
+    stream = make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    if config.augment and dataset.x_train.dim() != 4:
+        raise ActivewsError(
+            f"--augment (random crop + flip) needs image data (C, H, W); {dataset.name} examples have shape "
+            f"{tuple(dataset.input_shape)}; drop --augment"
+        )
+    model = build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
+    stream.check_model(model)  # e.g. bald needs dropout
+    for spec in config.arm_specs:
+        make_strategy(spec.strategy, spec.params).check_model(model)
+
+
+def train_config(config: BenchConfig, dataset: Dataset, device: torch.device) -> TrainConfig:
+    """The round's training settings, with ``channels_last`` resolved: when not set, on for image models
+    (input ``(C, H, W)`` and a ``Conv2d``) on CUDA, where it runs convolutions in their fastest layout."""
+    cfg = config.train
+    if config.channels_last is None:
+        auto = device.type == "cuda" and _image_model(config, dataset)
+        return cfg.model_copy(update={"channels_last": auto}) if auto else cfg
+    if config.channels_last and not _image_model(config, dataset):
+        return cfg.model_copy(update={"channels_last": False})  # nothing to lay out: a no-op
+    return cfg
+
+
+def _image_model(config: BenchConfig, dataset: Dataset) -> bool:
+    shape = tuple(dataset.input_shape)
+    if len(shape) != 3:
+        return False
+    # A builder that cannot run on the meta device keeps the default layout.
+    model = meta_model(config.model, shape, dataset.num_classes, config.model_params)
+    return model is not None and uses_channels_last(model, shape)
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """SHA-256 over the dataset's tensors: a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for t in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_devices(configs: dict[int, BenchConfig], executor: str, gpus_per_cell: float | None) -> list[str]:
+    """Each experiment's device (resolved here, before any data loads), checked against its settings.
+
+    Ray tasks may run on GPU nodes this machine is not: with ``executor="ray"`` a device is taken as
+    written (``auto`` as what it resolves to here).
+    """
+    devices = []
+    for cfg in configs.values():
+        if executor == "ray" and cfg.device != "auto":
+            device = torch.device(cfg.device)
+        else:
+            device = resolve_device(cfg.device)
+        if cfg.precision == "fp16" and device.type == "cpu":
+            raise ActivewsError(FP16_ON_CPU)
+        if cfg.precision == "bf16" and device.type == "cuda" and torch.cuda.is_available():
+            if not torch.cuda.is_bf16_supported():
+                raise ActivewsError(
+                    f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 "
+                    "arithmetic; use --precision fp16 or fp32"
+                )
+        if cfg.channels_last and device.type == "cpu":
+            raise ActivewsError(CHANNELS_LAST_ON_CPU)
+        if cfg.compile and (problem := compile_problem(device)):
+            raise ActivewsError(problem)
+        devices.append(str(device))
+    check_gpus_per_cell(gpus_per_cell, devices)
+    return devices

@@ -1,0 +1,31 @@
+"""Rendering results for people: tables (:mod:`.tables`), figures (:mod:`.figures`), an HTML page
+(:mod:`.html`) and a run folder's result files (:mod:`.folder`). Nothing here prints or computes
+statistics: it renders what :mod:`activews.engine.summary` computed."""
+
+from activews.report.figures import FIGURES, figures, plot_accuracy
+from activews.report.folder import RECORD_FIELDS, records_csv, write_run_folder
+from activews.report.html import html_report
+from activews.report.tables import (
+    compute_table,
+    fmt_ci,
+    penalty_table,
+    protocol_title,
+    selection_table,
+    strategies_table,
+)
+
+__all__ = [
+    "FIGURES",
+    "RECORD_FIELDS",
+    "compute_table",
+    "figures",
+    "fmt_ci",
+    "html_report",
+    "penalty_table",
+    "plot_accuracy",
+    "protocol_title",
+    "records_csv",
+    "selection_table",
+    "strategies_table",
+    "write_run_folder",
+]
