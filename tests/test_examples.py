@@ -67,3 +67,20 @@ def test_active_cli_example_runs(tmp_path):
         warm = next(a for a in arms if a["arm"] == "warm")
         assert warm["init_effect"] + warm["selection_effect"] == pytest.approx(warm["penalty"])
         assert 0 < warm["overlap_with_random"] <= 1
+
+
+def test_plugin_example_package_tests_pass():
+    """examples/activews-plugin-example/tests: the package's own contract tests (activews.testing on its
+    strategy and acquisition), run from its folder as its author would, without installing it."""
+    example = EXAMPLES / "activews-plugin-example"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=example,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout

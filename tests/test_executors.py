@@ -144,3 +144,27 @@ def test_the_pool_calls_back_while_a_task_runs_not_only_when_it_ends():
         assert pool.run([(2.5,)], on_wait=lambda: calls.append(time.monotonic() - start)) == [2.5]
     before_the_end = [t for t in calls if t < calls[-1] - 0.2]
     assert len(before_the_end) >= 3, calls
+
+
+def test_built_in_datasets_are_reloaded_in_the_workers_not_shipped(config, monkeypatch, tmp_path):
+    """Only tensors the caller passed travel to the cells; a built-in dataset is named and re-loaded there
+    (pickling its tensors to every worker process and Ray task cost time and memory)."""
+    from activews.data import from_arrays
+    from activews.engine import bench
+
+    shipped: list[dict] = []
+    real = bench.execute_cells
+
+    def spy(*args, **kwargs):
+        shipped.append(dict(kwargs["datasets"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "execute_cells", spy)
+    run_bench(config, output=tmp_path / "builtin")
+    assert shipped == [{}]
+
+    x = torch.randn(400, 8, generator=torch.Generator().manual_seed(0))
+    own = from_arrays(x.numpy(), (x[:, 0] > 0).long().numpy(), test_fraction=0.25, name="own")
+    small = config.model_copy(update={"initial": 50, "query_size": 50, "rounds": 2, "seeds": (0,)})
+    run_bench(small, dataset=own, output=tmp_path / "given")
+    assert list(shipped[1]) == [0] and shipped[1][0] is own

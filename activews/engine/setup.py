@@ -62,25 +62,8 @@ def resolve_device(name: Any, fix: str = "use --device cpu or auto") -> torch.de
 
 
 def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
-    """The configured stream over a pool of ``pool_size`` examples."""
-    cls = STREAMS.get(config.stream)
-    sizes = {"initial": config.initial, "query_size": config.query_size, "rounds": config.rounds}
-    if config.stream == "passive":
-        return cls(pool_size, gen, **sizes, schedule=config.schedule)
-    scoring = {"acquisition": config.acquisition, "score_batch": config.score_batch}
-    if config.stream == "active":
-        return cls(
-            pool_size,
-            gen,
-            **sizes,
-            **scoring,
-            acquisition_params=config.acquisition_params,
-            pool_subsample=config.pool_subsample,
-        )
-    if config.stream == "selective":
-        budget = {k: getattr(config, k) for k in ("label_fraction", "label_threshold", "label_budget")}
-        return cls(pool_size, gen, **sizes, **scoring, **budget)
-    return cls(pool_size, gen)
+    """The configured stream over a pool of ``pool_size`` examples (see :meth:`Stream.from_config`)."""
+    return STREAMS.get(config.stream).from_config(config, pool_size, gen)
 
 
 def load_bench_dataset(config: BenchConfig) -> Dataset:

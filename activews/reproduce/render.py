@@ -9,6 +9,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from activews.errors import ActivewsError
 from activews.report.figures import png, pyplot
 from activews.reproduce.base import Protocol, ProtocolReport, ProtocolTable, Renderer
@@ -327,8 +329,6 @@ def _heatmap(
     cmap: str,
     note: str,
 ) -> bytes:
-    import numpy as np
-
     plt = pyplot()
     grid = np.full((len(shrinks), len(perturbs)), np.nan)
     for (s, p), row in cells.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -202,6 +203,24 @@ class Stream(ABC):
         need features or dropout samples use it), or any :data:`ProbaFn`.
         """
 
+    @classmethod
+    def from_config(cls, config: object, pool_size: int, generator: torch.Generator) -> Stream:
+        """This stream as a bench configures it: each keyword-only parameter of ``__init__`` takes the
+        config's attribute of the same name (``initial``, ``query_size``, ``rounds``, ``acquisition``, ...),
+        when the config has one; the others keep their defaults.
+
+        ``config`` is a :class:`~activews.engine.config.BenchConfig` (or any object with its fields). A
+        registered stream whose parameters are named after bench settings needs nothing more to run in
+        ``activews bench --stream NAME``; one that needs other values overrides this method.
+        """
+        params = inspect.signature(cls.__init__).parameters.values()
+        kwargs = {
+            p.name: getattr(config, p.name)
+            for p in params
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and hasattr(config, p.name)
+        }
+        return cls(pool_size, generator, **kwargs)
+
     def check_model(self, model: nn.Module) -> None:
         """Raise a one-line :class:`ActivewsError` if the stream cannot select with ``model`` (called
         before any training); streams that do not look at the model accept any."""
@@ -220,6 +239,12 @@ STREAMS: Registry[type[Stream]] = Registry("stream")
 
 
 def register_stream(name: str) -> Callable[[type[Stream]], type[Stream]]:
+    """Class decorator: register a :class:`Stream` subclass under ``name`` (``--stream NAME``).
+
+    A bench builds it with :meth:`Stream.from_config`: keyword-only ``__init__`` parameters named after
+    bench settings receive them.
+    """
+
     def decorate(cls: type[Stream]) -> type[Stream]:
         cls.name = name
         STREAMS.register(name, cls)

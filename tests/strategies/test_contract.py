@@ -1,4 +1,5 @@
-"""The contract every registered strategy must keep, and the semantics of the built-in ones."""
+"""The contract every registered strategy keeps, checked through :mod:`activews.testing` (the checks
+plugin authors run), and the semantics of the built-in strategies."""
 
 from __future__ import annotations
 
@@ -9,42 +10,60 @@ from torch import nn
 
 from activews.errors import ActivewsError
 from activews.strategies import get_strategy, list_strategies, make_strategy
+from activews.testing import (
+    check_batchnorm,
+    check_deterministic,
+    check_finite,
+    check_keeps_architecture,
+    check_returns_module,
+    strategy_checks,
+)
 from tests.helpers import assert_one_line, assert_same_state, changed_keys, first_fresh_draw, snapshot
 
 ALL_STRATEGIES = list_strategies()
+
+EXERCISED: list[tuple[str, dict]] = [
+    ("redo", {"every": 2, "tau": 0.3, "at_round_start": True}),
+    ("continual_backprop", {"replacement_rate": 0.5, "maturity": 1}),
+    ("scheduled", {"every": 2, "strategy": "shrink_perturb", "per_round": {"shrink": [0.2, 0.6]}}),
+    (
+        "scheduled",
+        {"every": 2, "strategy": "redo", "strategy_params": {"every": 2, "tau": 0.3}, "reset": "dash"},
+    ),
+    ("shrink_perturb", {"noise": "gaussian", "buffers": "keep"}),
+    ("partial_reset", {"last": 2}),
+]
+"""Non-default parameters under which the built-ins' state and hooks act within the checks' three short
+rounds (the defaults recycle every 1000 steps, reset every 5 rounds, ...): units are recycled and
+replaced, the schedule resets, so the state round trip and the determinism checks see them work."""
 
 
 # ------------------------------------------------------------------------------------------ the contract
 
 
+@pytest.mark.parametrize("check", [p for name in ALL_STRATEGIES for p in strategy_checks(name)])
+def test_strategy_contract(check):
+    check()
+
+
+@pytest.mark.parametrize("check", [p for name, params in EXERCISED for p in strategy_checks(name, params)])
+def test_strategy_contract_with_state_at_work(check):
+    check()
+
+
+@pytest.mark.parametrize(
+    "check",
+    [check_returns_module, check_keeps_architecture, check_finite, check_batchnorm, check_deterministic],
+)
 @pytest.mark.parametrize("name", ALL_STRATEGIES)
-def test_strategy_contract(name, trained):
-    cls = get_strategy(name)
-    strategy = cls()  # default Params construct
-    assert isinstance(strategy.params, cls.Params)
-    assert cls.Params() == strategy.params
-
-    before = {n: p.detach().clone() for n, p in trained.model.named_parameters()}
-    out = strategy.init_round(trained.copy(), trained.ctx(seed=7))
-
-    assert isinstance(out, nn.Module)
-    out_params = dict(out.named_parameters())
-    assert list(out_params) == list(before)
-    for pname, ref in before.items():
-        got = out_params[pname]
-        assert (got.shape, got.dtype, got.device) == (ref.shape, ref.dtype, ref.device), pname
-    assert [n for n, _ in out.named_buffers()] == [n for n, _ in trained.model.named_buffers()]
-    for tname, tensor in out.state_dict().items():
-        if tensor.is_floating_point():
-            assert torch.isfinite(tensor).all(), f"{name}: non-finite values in {tname}"
-
-    # same generator seed -> identical weights; the input model is not shared between the two calls
-    again = strategy.init_round(trained.copy(), trained.ctx(seed=7))
-    assert_same_state(snapshot(out), snapshot(again))
+def test_strategy_contract_on_a_resnet(name, check):
+    """Nested blocks, projection shortcuts and 20 BatchNorm layers (the init_round checks, and two runs)."""
+    check(name, models=("resnet18",))
 
 
 @pytest.mark.parametrize("name", ALL_STRATEGIES)
-def test_params_are_frozen_and_reject_unknown_keys(name):
+def test_params_config_and_the_unknown_key_wording(name):
+    """What the CLI shows for a typo (the contract checks only ask for a one-line error naming the key)."""
     cls = get_strategy(name)
     assert cls.Params.model_config.get("frozen") and cls.Params.model_config.get("extra") == "forbid"
     params = cls().params
