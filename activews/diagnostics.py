@@ -44,6 +44,12 @@ The plasticity diagnostics are measured on the model as training left it at the 
     ``distance_from_start``) and from the run's round-0 initial parameters, matched by name
     (``distance_from_init``). Cost: two copies of the parameters per round.
 
+Each diagnostic is also an object (:class:`Diagnostic`) that the round step
+(:class:`activews.engine.step.RoundStep`) calls at three points of a round: before the strategy's
+``init_round`` (outside the clock of ``init_seconds``), before training (it may hand the trainer a probe)
+and after training (it returns its record fields). :func:`make_diagnostics` turns names into objects in
+the fixed order of the record's fields; :class:`Counterfactual` (``--counterfactual``) is one more.
+
 The measured examples are the round's labeled examples: all of them when there are at most
 :data:`MEASURE_EXAMPLES` (2,048), else that many evenly spaced through the labeled set (positions
 ``floor(i * n / 2048)``, old and new examples alike); no random generator is involved.
@@ -59,15 +65,19 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.training import TrainConfig, autocast, evaluate, train_to_criterion
 from activews.units import activation_modules, dormant_fraction, mean_abs_activation
+
+if TYPE_CHECKING:  # the strategies import the trainer, not the diagnostics: no circle at run time
+    from activews.strategies import InitContext
 
 __all__ = [
     "DIAGNOSTICS",
@@ -86,6 +96,15 @@ __all__ = [
     "penultimate_layer",
     "unit_fields",
     "weight_fields",
+    "Probe",
+    "Diagnostic",
+    "WeightChange",
+    "GradNorms",
+    "UnitActivity",
+    "Weights",
+    "Counterfactual",
+    "COUNTERFACTUAL_FIELDS",
+    "make_diagnostics",
 ]
 
 DIAGNOSTICS: dict[str, str] = {
@@ -350,3 +369,237 @@ def weight_fields(
         "distance_from_start": float(torch.linalg.vector_norm(current - start)),
         "distance_from_init": float(torch.linalg.vector_norm(current - initial)),
     }
+
+
+# ------------------------------------------------------------------------ diagnostics as objects
+
+Probe = Callable[[nn.Module, torch.Tensor], None]
+"""What :func:`activews.training.train_to_criterion` calls before each step of a round's first epoch."""
+
+
+class Diagnostic:
+    """One per-round measurement, called by the round step (:class:`activews.engine.step.RoundStep`).
+
+    A round calls, in this order: :meth:`before_init` with the previous round's trained model (before
+    the strategy's ``init_round``, outside the clock of ``init_seconds``; in round 0, the initial draw),
+    :meth:`before_training` with the model the round trains (after ``init_round``), which may return a
+    probe for the first epoch's minibatches, and :meth:`after_training` with the trained model, which
+    returns the record fields (before the test evaluation). ``ctx`` is the round's
+    :class:`~activews.strategies.InitContext`: round index, labeled data, new-example mask and the
+    run's initial weights. An object may keep state between these calls of one round; it must use no
+    random generator the run uses and must leave the model and the optimizer as they were.
+
+    Class attributes:
+        name: the diagnostic's name (a key of :data:`DIAGNOSTICS`, or ``"counterfactual"``).
+
+    Example:
+        >>> class LossOnNew(Diagnostic):  # doctest: +SKIP
+        ...     name = "loss_on_new"
+        ...     fields = ("loss_on_new",)
+        ...     def after_training(self, model, ctx):
+        ...         x, y = ctx.x_labeled[ctx.new_mask], ctx.y_labeled[ctx.new_mask]
+        ...         return {"loss_on_new": evaluate(model, x, y)[1]}
+    """
+
+    name: ClassVar[str] = ""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The diagnostic names this object measures (one, except for :class:`UnitActivity`)."""
+        return (self.name,)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The record fields :meth:`after_training` returns, in their order (those of
+        :data:`RECORD_FIELDS` for the built-in names; a diagnostic of another name overrides this)."""
+        return tuple(f for name in self.names for f in RECORD_FIELDS.get(name, ()))
+
+    def before_init(self, model: nn.Module, ctx: InitContext) -> None:
+        """Called with the model the strategy will initialize from."""
+
+    def before_training(self, model: nn.Module, ctx: InitContext) -> Probe | None:
+        """Called with the model this round trains; may return a probe for the first epoch."""
+        return None
+
+    def after_training(self, model: nn.Module, ctx: InitContext) -> dict[str, Any]:
+        """Called with the trained model; returns the record fields (keys in :attr:`fields` order)."""
+        return {}
+
+
+class WeightChange(Diagnostic):
+    """``weight_change``: the round's starting weights vs the previous round's final ones
+    (:func:`weight_change`); ``None`` fields in round 0."""
+
+    name = "weight_change"
+
+    def __init__(self) -> None:
+        self._previous: torch.Tensor | None = None
+        self._fields: dict[str, Any] = {}
+
+    def before_init(self, model: nn.Module, ctx: InitContext) -> None:
+        # A copy: strategies may work in place. Taken before the clock starts, so init_seconds stays
+        # the strategy's own time.
+        self._previous = flat_parameters(model) if ctx.round_index > 0 else None
+
+    def before_training(self, model: nn.Module, ctx: InitContext) -> Probe | None:
+        previous, self._previous = self._previous, None
+        if previous is None:
+            self._fields = dict.fromkeys(self.fields)
+        else:
+            self._fields = weight_change(previous, model)
+        return None
+
+    def after_training(self, model: nn.Module, ctx: InitContext) -> dict[str, Any]:
+        return self._fields
+
+
+class GradNorms(Diagnostic):
+    """``grad_norms``: a :class:`GradNormProbe` over the round's first epoch."""
+
+    name = "grad_norms"
+
+    def __init__(self) -> None:
+        self._probe: GradNormProbe | None = None
+
+    def before_training(self, model: nn.Module, ctx: InitContext) -> Probe | None:
+        if ctx.x_labeled is None or ctx.y_labeled is None or ctx.new_mask is None:
+            self._probe = None  # nothing to tell new from old examples with
+        else:
+            self._probe = GradNormProbe(ctx.x_labeled, ctx.y_labeled, ctx.new_mask)
+        return self._probe
+
+    def after_training(self, model: nn.Module, ctx: InitContext) -> dict[str, Any]:
+        probe, self._probe = self._probe, None
+        return probe.fields() if probe is not None else dict.fromkeys(self.fields)
+
+
+class UnitActivity(Diagnostic):
+    """``dormant_units`` and/or ``feature_rank``: :func:`unit_fields` of the trained model on the
+    round's measured examples (:func:`measure_positions`).
+
+    One object stands for both names, because both come from the same forward pass.
+
+    Args:
+        dormant: measure ``dormant_units``.
+        rank: measure ``feature_rank``.
+        batch_size: examples per forward pass.
+    """
+
+    name = "unit_activity"
+
+    def __init__(self, *, dormant: bool = True, rank: bool = True, batch_size: int = 4096) -> None:
+        if not (dormant or rank):
+            raise ValueError("UnitActivity measures dormant_units, feature_rank or both")
+        self.dormant, self.rank, self.batch_size = dormant, rank, batch_size
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (("dormant_units",) if self.dormant else ()) + (("feature_rank",) if self.rank else ())
+
+    def after_training(self, model: nn.Module, ctx: InitContext) -> dict[str, Any]:
+        x = ctx.x_labeled
+        if x is None:
+            return dict.fromkeys(self.fields)
+        x_m = x[measure_positions(len(x)).to(x.device)]
+        return unit_fields(model, x_m, dormant=self.dormant, rank=self.rank, batch_size=self.batch_size)
+
+
+class Weights(Diagnostic):
+    """``weights``: :func:`weight_fields` of the trained model, from the round's starting weights and
+    the run's initial ones (``ctx.initial_state``)."""
+
+    name = "weights"
+
+    def __init__(self) -> None:
+        self._start: torch.Tensor | None = None
+
+    def before_training(self, model: nn.Module, ctx: InitContext) -> Probe | None:
+        self._start = flat_parameters(model)  # the weights this round's training starts from
+        return None
+
+    def after_training(self, model: nn.Module, ctx: InitContext) -> dict[str, Any]:
+        start, self._start = self._start, None
+        if start is None:
+            raise RuntimeError("Weights.after_training without before_training (please report this)")
+        return weight_fields(model, start, ctx.initial_state)
+
+
+COUNTERFACTUAL_FIELDS: tuple[str, ...] = ("counterfactual_accuracy", "counterfactual_steps")
+"""The record fields of :class:`Counterfactual`."""
+
+
+class Counterfactual(Diagnostic):
+    """A fresh model trained to the same criterion on this round's labeled set (``--counterfactual``).
+
+    Its accuracy separates the two effects in an arm's gap to ``random``: the arm vs its counterfactual
+    (same data, different start) is the initialization effect; the counterfactual vs ``random`` (fresh
+    starts, different data) is the selection effect. Round 0 has no counterfactual (``None`` fields):
+    every arm starts fresh on the same data there.
+
+    Args:
+        build: ``build(seed)`` returns a new draw of the arm's model, seeded by ``seed``, on its device.
+        train: how the counterfactual is trained (the arm's training settings).
+        x_test, y_test: the test data its accuracy is measured on.
+        generator: its own generator (the seeds of its draws and its minibatch order), so that the
+            arm's numbers do not depend on whether it runs.
+    """
+
+    name = "counterfactual"
+
+    def __init__(
+        self,
+        build: Callable[[int], nn.Module],
+        train: TrainConfig,
+        x_test: torch.Tensor,
+        y_test: torch.Tensor,
+        generator: torch.Generator,
+    ) -> None:
+        self.build, self.train = build, train
+        self.x_test, self.y_test, self.generator = x_test, y_test, generator
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return COUNTERFACTUAL_FIELDS
+
+    def after_training(self, model: nn.Module, ctx: InitContext) -> dict[str, Any]:
+        if ctx.round_index == 0 or ctx.x_labeled is None or ctx.y_labeled is None:
+            return dict.fromkeys(COUNTERFACTUAL_FIELDS)
+        draw = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        fresh = self.build(draw)
+        stats, _ = train_to_criterion(fresh, ctx.x_labeled, ctx.y_labeled, self.train, self.generator)
+        with autocast(ctx.device, self.train.precision):
+            accuracy, _ = evaluate(fresh, self.x_test, self.y_test, self.train.eval_batch_size)
+        return {"counterfactual_accuracy": accuracy, "counterfactual_steps": stats.steps}
+
+
+def make_diagnostics(
+    names: Iterable[str],
+    *,
+    batch_size: int = 4096,
+    counterfactual: Counterfactual | None = None,
+) -> list[Diagnostic]:
+    """The :class:`Diagnostic` objects for ``names`` (as :func:`check_diagnostics` takes them).
+
+    Whatever the order of ``names``, the objects come in one fixed order, which is the order of their
+    fields in a round's record: ``weight_change``, ``grad_norms``, ``dormant_units`` and
+    ``feature_rank`` (one :class:`UnitActivity`), ``weights``, then ``counterfactual`` if given.
+
+    Args:
+        names: diagnostic names, groups or ``all``.
+        batch_size: examples per forward pass of :class:`UnitActivity`.
+        counterfactual: appended last.
+    """
+    wanted = set(check_diagnostics(names))
+    out: list[Diagnostic] = []
+    if "weight_change" in wanted:
+        out.append(WeightChange())
+    if "grad_norms" in wanted:
+        out.append(GradNorms())
+    dormant, rank = "dormant_units" in wanted, "feature_rank" in wanted
+    if dormant or rank:
+        out.append(UnitActivity(dormant=dormant, rank=rank, batch_size=batch_size))
+    if "weights" in wanted:
+        out.append(Weights())
+    if counterfactual is not None:
+        out.append(counterfactual)
+    return out

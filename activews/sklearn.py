@@ -16,7 +16,6 @@ import copy
 import hashlib
 import logging
 import numbers
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +25,12 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from activews.engine.setup import derive_seed, resolve_device
+from activews.engine.step import RoundStep
 from activews.errors import ActivewsError, format_validation_error
 from activews.models import MODELS, build_model, model_params
-from activews.strategies import InitContext, InitStrategy, make_strategy, training_hooks
-from activews.training import TrainConfig, predict_proba, train_to_criterion
+from activews.strategies import InitStrategy, make_strategy
+from activews.training import TrainConfig, predict_proba
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
@@ -45,8 +46,12 @@ __all__ = ["WarmStartClassifier", "EXPECTED_FAILED_CHECKS"]
 
 log = logging.getLogger(__name__)
 
-# Independent random streams derived from (seed, fit index); the numbers only name the purpose.
+# Independent random streams derived from (seed, fit index) with activews.engine.setup.derive_seed; the
+# numbers only name the purpose.
 _MODEL0, _TRAIN, _INIT = 0, 1, 2
+
+# How a user of the estimator changes the device (the end of resolve_device's one-line errors).
+_DEVICE_FIX = "use device='cpu' or 'auto'"
 
 #: The scikit-learn estimator checks that cannot pass by design, with the reason; pass it to
 #: ``parametrize_with_checks(..., expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)`` or
@@ -69,36 +74,11 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
 }
 
 
-def _derive_seed(seed: int, fit_index: int, purpose: int) -> int:
-    """A 63-bit seed for ``purpose`` at fit ``fit_index`` (independent streams, reproducible)."""
-    state = np.random.SeedSequence([int(seed), int(fit_index), int(purpose)]).generate_state(2, np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
 def _row_hashes(x: np.ndarray) -> np.ndarray:
     """A 64-bit digest of each row's bytes, to tell the rows a fit has not seen before."""
     rows = np.ascontiguousarray(x).reshape(len(x), -1)
     digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows)
     return np.frombuffer(digests, dtype="<u8").copy()
-
-
-def _resolve_device(name: Any) -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; one-line errors for a bad or missing device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ActivewsError(
-            f"device {name!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ActivewsError(
-            f"device {name!r} requested but CUDA is not available; use device='cpu' or 'auto'"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ActivewsError("device 'mps' requested but MPS is not available; use device='cpu' or 'auto'")
-    return device
 
 
 def _as_float32(X: np.ndarray) -> np.ndarray:
@@ -333,7 +313,7 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
             mparams,
             (self.strategy, tuple(sorted(strategy_params.items(), key=lambda kv: kv[0]))),
             train,
-            _resolve_device(self.device),
+            resolve_device(self.device, fix=_DEVICE_FIX),
         )
 
     @staticmethod
@@ -452,44 +432,44 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         strategy = self._strategy(rounds, settings)
 
         new_mask = torch.from_numpy(new).to(device)
-        init_gen = torch.Generator().manual_seed(_derive_seed(rounds.seed, fit_index, _INIT))
+        init_gen = torch.Generator().manual_seed(derive_seed(rounds.seed, fit_index, _INIT))
 
         def fresh_model() -> nn.Module:
             draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
             return self._build(settings, input_shape, len(classes), draw)
 
-        init_seconds = 0.0
         if kind == "round":
             if rounds.model is None or rounds.initial_state is None:  # set by the first fit; never user input
                 raise RuntimeError("WarmStartClassifier: a round without a first fit (please report this)")
             round_index = rounds.round_index + 1
             # A copy: the previous fit's model_ keeps predicting as it did (strategies work in place).
             model = copy.deepcopy(rounds.model).to(device)
-            strategy.check_model(model)
-            ctx = InitContext(
-                round_index, fresh_model, rounds.initial_state, init_gen, device, x, y_t, new_mask
-            )
-            t_init = time.perf_counter()
-            model = strategy.init_round(model, ctx)
-            init_seconds = time.perf_counter() - t_init
-            if not isinstance(model, nn.Module):
-                raise ActivewsError(
-                    f"strategy {self.strategy!r}: init_round returned {type(model).__name__}, expected nn.Module"
-                )
+            initial_state = rounds.initial_state
         else:
             round_index = 0
             model = self._build(
-                settings, input_shape, len(classes), _derive_seed(rounds.seed, fit_index, _MODEL0)
+                settings, input_shape, len(classes), derive_seed(rounds.seed, fit_index, _MODEL0)
             )
-            strategy.check_model(model)  # fail now rather than at the first round
             initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            ctx = InitContext(0, fresh_model, initial_state, init_gen, device, x, y_t, new_mask)
 
-        train_gen = torch.Generator().manual_seed(_derive_seed(rounds.seed, fit_index, _TRAIN))
-        # The strategy's training hooks (loss term, after-step call) act in every fit, the first included.
-        stats, _ = train_to_criterion(
-            model, x, y_t, settings.train, train_gen, **training_hooks(strategy, ctx)
+        train_gen = torch.Generator().manual_seed(derive_seed(rounds.seed, fit_index, _TRAIN))
+        # The round step: the strategy's init_round (from round 1 on), then training to the criterion
+        # with a new optimizer and the strategy's training hooks (in every fit, the first included).
+        # check_model in every fit: the first fails now rather than at the first round.
+        step = RoundStep(strategy, settings.train, check_model=True, name=self.strategy)
+        result = step.run(
+            model,
+            x,
+            y_t,
+            round_index=round_index,
+            fresh_model=fresh_model,
+            initial_state=initial_state,
+            init_generator=init_gen,
+            train_generator=train_gen,
+            device=device,
+            new_mask=new_mask,
         )
+        model, stats, init_seconds = result.model, result.stats, result.init_seconds
 
         # Commit the sequence's state only after training succeeded, so a failed fit changes nothing.
         if kind != "round":

@@ -18,12 +18,20 @@ from torch import nn
 
 from activews.cli import main
 from activews.diagnostics import (
+    COUNTERFACTUAL_FIELDS,
     DIAGNOSTIC_GROUPS,
     DIAGNOSTICS,
     RECORD_FIELDS,
+    Counterfactual,
+    Diagnostic,
     GradNormProbe,
+    GradNorms,
+    UnitActivity,
+    WeightChange,
+    Weights,
     check_diagnostics,
     flat_parameters,
+    make_diagnostics,
     weight_change,
 )
 from activews.engine.arm import run_arm
@@ -32,6 +40,7 @@ from activews.engine.config import ArmSpec, BenchConfig
 from activews.engine.setup import load_bench_dataset
 from activews.engine.summary import summarize
 from activews.errors import ActivewsError
+from activews.strategies import InitContext
 from tests.helpers import assert_one_line, assert_same_state, snapshot
 from tests.run_helpers import TINY_FLAGS
 
@@ -292,6 +301,104 @@ def test_cli_rejects_an_unknown_diagnostic(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+# ------------------------------------------------------------------------------ diagnostics as objects
+
+ORDERED_FIELDS = (  # the order of the fields in a record, whatever the order of the names
+    *RECORD_FIELDS["weight_change"],
+    *RECORD_FIELDS["grad_norms"],
+    *RECORD_FIELDS["dormant_units"],
+    *RECORD_FIELDS["feature_rank"],
+    *RECORD_FIELDS["weights"],
+)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["all"],
+        ["weights", "feature_rank", "dormant_units", "grad_norms", "weight_change"],
+        ["plasticity", "all"],
+    ],
+)
+def test_make_diagnostics_has_one_fixed_order(names):
+    objects = make_diagnostics(names)
+    assert [type(d) for d in objects] == [WeightChange, GradNorms, UnitActivity, Weights]
+    assert tuple(f for d in objects for f in d.fields) == ORDERED_FIELDS
+    assert [n for d in objects for n in d.names] == [
+        "weight_change",
+        "grad_norms",
+        "dormant_units",
+        "feature_rank",
+        "weights",
+    ]
+    assert all(isinstance(d, Diagnostic) for d in objects)
+
+
+def test_make_diagnostics_some_names_and_the_counterfactual():
+    assert make_diagnostics([]) == []
+    (units,) = make_diagnostics(["feature_rank"], batch_size=7)
+    assert (units.dormant, units.rank, units.batch_size) == (False, True, 7)
+    assert units.fields == RECORD_FIELDS["feature_rank"]
+    counter = Counterfactual(lambda seed: nn.Linear(2, 2), None, torch.zeros(1, 2), torch.zeros(1), None)
+    objects = make_diagnostics(["grad_norms", "weight_change"], counterfactual=counter)
+    assert [type(d) for d in objects] == [WeightChange, GradNorms, Counterfactual]
+    assert objects[-1] is counter and counter.fields == COUNTERFACTUAL_FIELDS
+    with pytest.raises(ActivewsError, match="unknown diagnostic 'nope'"):
+        make_diagnostics(["nope"])
+
+
+def _ctx(round_index: int, new: torch.Tensor = NEW4) -> InitContext:
+    return InitContext(
+        round_index, lambda: zero_linear(), {}, torch.Generator(), x_labeled=X4, y_labeled=Y4, new_mask=new
+    )
+
+
+def test_weight_change_object_measures_what_init_round_did():
+    diag = WeightChange()
+    model = linear3([1.0, 2.0], 3.0)
+    diag.before_init(model, _ctx(1))
+    moved = linear3([3.0, 2.0], 1.0)  # what a strategy returned
+    assert diag.before_training(moved, _ctx(1)) is None
+    assert diag.after_training(moved, _ctx(1)) == weight_change(flat_parameters(model), moved)
+    diag.before_init(model, _ctx(0))  # round 0: no previous weights
+    diag.before_training(model, _ctx(0))
+    assert diag.after_training(model, _ctx(0)) == dict.fromkeys(RECORD_FIELDS["weight_change"])
+
+
+def test_grad_norms_object_hands_the_trainer_a_probe():
+    diag = GradNorms()
+    probe = diag.before_training(zero_linear(), _ctx(1))
+    assert isinstance(probe, GradNormProbe)
+    reference = GradNormProbe(X4, Y4, NEW4)
+    for p in (probe, reference):
+        p(zero_linear(), torch.tensor([2, 0]))
+    assert diag.after_training(zero_linear(), _ctx(1)) == reference.fields()
+    diag.before_training(zero_linear(), _ctx(0, torch.ones(4, dtype=torch.bool)))
+    assert diag.after_training(zero_linear(), _ctx(0)) == dict.fromkeys(RECORD_FIELDS["grad_norms"])
+
+
+def test_counterfactual_object_trains_a_fresh_model_from_its_own_generator():
+    from activews.training import TrainConfig
+
+    def build(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Linear(2, 2)
+
+    train = TrainConfig(max_epochs=2, target_accuracy=1.0, batch_size=2)
+    ctx = _ctx(1)
+    before = ctx.generator.get_state()
+
+    def counter(seed: int) -> Counterfactual:
+        return Counterfactual(build, train, X4, Y4, torch.Generator().manual_seed(seed))
+
+    fields = counter(0).after_training(zero_linear(), ctx)
+    assert list(fields) == list(COUNTERFACTUAL_FIELDS)
+    assert fields["counterfactual_steps"] == 4 and 0 <= fields["counterfactual_accuracy"] <= 1
+    assert counter(0).after_training(zero_linear(), ctx) == fields  # reproducible from its generator
+    assert torch.equal(ctx.generator.get_state(), before)  # the run's generators are left alone
+    assert counter(0).after_training(zero_linear(), _ctx(0)) == dict.fromkeys(COUNTERFACTUAL_FIELDS)
+
+
 # ---------------------------------------------------------------------------------- in a real bench
 
 TINY = dict(n_examples=600, rounds=3, initial=100, query_size=100, seeds=1, strategies=[])
@@ -371,7 +478,7 @@ def test_diagnostic_fields_in_the_records(with_and_without):
 
 
 def test_summary_and_figure_carry_the_diagnostics(with_and_without, request, monkeypatch):
-    from activews import report
+    from activews.report import plots as report
 
     plain, diag = with_and_without
     cfg = BenchConfig.build(**TINY, diagnostics="all")
@@ -399,7 +506,7 @@ def test_summary_and_figure_carry_the_diagnostics(with_and_without, request, mon
     assert figs["diagnostics.png"][:8] == b"\x89PNG\r\n\x1a\n"
     # every recorded measurement gets a panel, in rows of three
     drawn = []
-    monkeypatch.setattr(report, "_png", lambda fig: drawn.append(fig) or b"png")
+    monkeypatch.setattr(report, "png", lambda fig: drawn.append(fig) or b"png")
     report._diagnostics_figure(BenchResult(cfg, records, summary))
     (fig,) = drawn
     visible = [ax for ax in fig.axes if ax.get_visible()]

@@ -18,6 +18,8 @@ from activews.diagnostics import (
     MEASURE_EXAMPLES,
     RECORD_FIELDS,
     SRANK_DELTA,
+    UnitActivity,
+    Weights,
     flat_parameters,
     measure_positions,
     penultimate_layer,
@@ -27,6 +29,7 @@ from activews.diagnostics import (
     weight_fields,
 )
 from activews.errors import ActivewsError
+from activews.strategies import InitContext
 from tests.helpers import assert_one_line, assert_same_state, snapshot
 
 # ----------------------------------------------------------------------------------------- dormant units
@@ -267,3 +270,37 @@ def test_weight_fields_errors_are_one_line():
     ) as exc:
         weight_fields(model, torch.zeros(4, dtype=torch.float64), dict(model.state_dict()))
     assert_one_line(str(exc.value))
+
+
+# ------------------------------------------------------------------------------------ as objects
+
+
+def _ctx(x: torch.Tensor, initial: dict[str, torch.Tensor]) -> InitContext:
+    return InitContext(1, lambda: None, initial, torch.Generator(), x_labeled=x, y_labeled=None)
+
+
+def test_unit_activity_object_measures_the_rounds_measured_examples():
+    torch.manual_seed(0)
+    model = head_model(8, nn.Sequential(nn.Linear(3, 8), nn.ReLU()))
+    x = torch.randn(MEASURE_EXAMPLES + 500, 3, generator=torch.Generator().manual_seed(0))
+    expected = unit_fields(model, x[measure_positions(len(x))])
+    ctx = _ctx(x, {})
+    assert UnitActivity(batch_size=100).after_training(model, ctx) == expected
+    rank_only = UnitActivity(dormant=False).after_training(model, ctx)
+    assert list(rank_only) == list(RECORD_FIELDS["feature_rank"])
+    assert rank_only == {k: expected[k] for k in RECORD_FIELDS["feature_rank"]}
+    with pytest.raises(ValueError):
+        UnitActivity(dormant=False, rank=False)
+
+
+def test_weights_object_measures_from_the_rounds_start():
+    model = linear([3.0, 4.0], 12.0)
+    initial = {"weight": torch.tensor([[0.0, 4.0]]), "bias": torch.tensor([12.0])}
+    ctx = _ctx(torch.zeros(1, 2), initial)
+    diag = Weights()
+    start = flat_parameters(model)
+    assert diag.before_training(model, ctx) is None
+    with torch.no_grad():
+        model.bias.fill_(0.0)  # training moved the bias by 12
+    assert diag.after_training(model, ctx) == weight_fields(model, start, initial)
+    assert diag.fields == RECORD_FIELDS["weights"]

@@ -237,6 +237,40 @@ def test_bad_parameters_fail_in_fit_with_one_line(digits, params, message):
     assert isinstance(info.value, ValueError)
 
 
+def test_device_errors_name_the_estimators_parameter(digits):
+    X, y = digits
+    with pytest.raises(ActivewsError) as info:
+        WarmStartClassifier(**{**TINY, "device": "tpu"}).fit(X[:50], y[:50])
+    # The wording of activews.engine.setup.resolve_device, with the estimator's fix.
+    assert str(info.value) == (
+        "device 'tpu' is not a torch device (cpu, cuda, cuda:N, mps or auto); use device='cpu' or 'auto'"
+    )
+    if not torch.cuda.is_available():
+        with pytest.raises(ActivewsError, match=r"CUDA is not available; use device='cpu' or 'auto'$"):
+            WarmStartClassifier(**{**TINY, "device": "cuda"}).fit(X[:50], y[:50])
+
+
+def test_seeds_are_the_ones_the_estimator_always_derived():
+    """The estimator's per-fit seeds come from activews.engine.setup.derive_seed(seed, fit, purpose),
+    which equals the SeedSequence([seed, fit, purpose]) it used before for every seed it accepts."""
+    from activews.engine.setup import derive_seed
+
+    def old(seed: int, fit_index: int, purpose: int) -> int:
+        state = np.random.SeedSequence([seed, fit_index, purpose]).generate_state(2, np.uint64)
+        return int(state[0] >> np.uint64(1))
+
+    for seed in (0, 1, 12345, 2**31 - 2, 2**31 - 1, 2**32 - 1):
+        for fit_index in (0, 1, 7):
+            for purpose in (0, 1, 2):
+                assert derive_seed(seed, fit_index, purpose) == old(seed, fit_index, purpose)
+    # random_state accepts exactly the ints in [0, 2**32) (a RandomState draws below 2**31 - 1).
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    WarmStartClassifier(**{**TINY, "random_state": 2**32 - 1}).fit(X, y)
+    for bad in (2**32, -1):
+        with pytest.raises(ActivewsError, match=r"random_state must be"):
+            WarmStartClassifier(**{**TINY, "random_state": bad}).fit(X, y)
+
+
 def _pool_loop(
     strategy: str, X: np.ndarray, y: np.ndarray, rounds: int = 5
 ) -> tuple[list[float], list[dict]]:

@@ -22,29 +22,15 @@ import torch
 from torch import nn
 
 from activews.data import Dataset
-from activews.diagnostics import (
-    RECORD_FIELDS,
-    GradNormProbe,
-    flat_parameters,
-    measure_positions,
-    unit_fields,
-    weight_change,
-    weight_fields,
-)
+from activews.diagnostics import Counterfactual, make_diagnostics
 from activews.engine.checkpoint import ArmCheckpoint, cell_identity
 from activews.engine.config import ArmSpec, BenchConfig
 from activews.engine.setup import derive_seed, make_stream, resolve_device, train_config
-from activews.errors import ActivewsError
+from activews.engine.step import RoundStep
 from activews.models import build_model, model_params
-from activews.strategies import InitContext, make_strategy, training_hooks
+from activews.strategies import make_strategy
 from activews.streams import ModelView, Round
-from activews.training import (
-    TrainConfig,
-    autocast,
-    evaluate,
-    make_optimizer,
-    train_to_criterion,
-)
+from activews.training import autocast, evaluate, make_optimizer
 
 __all__ = ["ProgressEvent", "ProgressFn", "run_arm"]
 
@@ -79,49 +65,6 @@ class ProgressEvent:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
-
-
-def _optimizer_for(
-    model: nn.Module, previous: torch.optim.Optimizer | None, cfg: TrainConfig
-) -> torch.optim.Optimizer:
-    """A new optimizer each round (the paper's protocol) unless ``keep_optimizer_state`` is set."""
-    fresh = make_optimizer(model, cfg)
-    if cfg.keep_optimizer_state and previous is not None:
-        # Parameters may be new tensors (e.g. a fresh model); the state maps by position.
-        fresh.load_state_dict(previous.state_dict())
-    return fresh
-
-
-def _counterfactual(
-    config: BenchConfig,
-    dataset: Dataset,
-    mparams: Any,
-    x_l: torch.Tensor,
-    y_l: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    gen: torch.Generator,
-    device: torch.device,
-    r: int,
-) -> dict[str, Any]:
-    """A fresh model trained to the same criterion on this round's labeled set (``--counterfactual``).
-
-    Its accuracy separates the two effects in an arm's gap to ``random``: the arm vs its counterfactual
-    (same data, different start) is the initialization effect; the counterfactual vs ``random`` (fresh
-    starts, different data) is the selection effect. Round 0 has no counterfactual: every arm starts
-    fresh on the same data there.
-    """
-    if r == 0:
-        return {"counterfactual_accuracy": None, "counterfactual_steps": None}
-    draw = int(torch.randint(0, 2**62, (1,), generator=gen))
-    fresh = build_model(
-        config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device
-    )
-    train_cfg = train_config(config, dataset, device)
-    stats, _ = train_to_criterion(fresh, x_l, y_l, train_cfg, gen)
-    with autocast(device, train_cfg.precision):
-        accuracy, _ = evaluate(fresh, x_test, y_test, train_cfg.eval_batch_size)
-    return {"counterfactual_accuracy": accuracy, "counterfactual_steps": stats.steps}
 
 
 def run_arm(
@@ -173,11 +116,27 @@ def run_arm(
     counter_gen = _generator(seed, _COUNTERFACTUAL)
     stream = make_stream(config, len(y_train), stream_gen)
 
-    def fresh_model() -> nn.Module:
-        draw = int(torch.randint(0, 2**62, (1,), generator=init_gen))
+    def draw_model(draw: int) -> nn.Module:
         return build_model(
             config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device
         )
+
+    def fresh_model() -> nn.Module:
+        return draw_model(int(torch.randint(0, 2**62, (1,), generator=init_gen)))
+
+    counterfactual = (
+        Counterfactual(draw_model, train_cfg, x_test, y_test, counter_gen) if config.counterfactual else None
+    )
+    # One step for every round; its diagnostics add their fields in a fixed order (see make_diagnostics).
+    step = RoundStep(
+        strat,
+        train_cfg,
+        diagnostics=make_diagnostics(
+            config.diagnostics, batch_size=train_cfg.eval_batch_size, counterfactual=counterfactual
+        ),
+        first_round_epochs=config.first_round_epochs,
+        name=spec.strategy,
+    )
 
     model = build_model(
         config.model,
@@ -227,53 +186,21 @@ def run_arm(
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
         labeled = rnd.labeled.to(device)
         x_l, y_l = x_train[labeled], y_train[labeled]
-        # The previous round's final weights, for the weight_change diagnostic (strategies may work in place);
-        # copied before the clock starts, so init_seconds stays the strategy's own time.
-        before = flat_parameters(model) if r > 0 and "weight_change" in config.diagnostics else None
-        t_init = time.perf_counter()
-        ctx = InitContext(
-            r, fresh_model, initial_state, init_gen, device, x_l, y_l, rnd.new_mask().to(device)
-        )
-        if r > 0:
-            model = strat.init_round(model, ctx)
-            if not isinstance(model, nn.Module):
-                raise ActivewsError(
-                    f"strategy {spec.strategy!r}: init_round returned {type(model).__name__}, expected nn.Module"
-                )
-            if train_cfg.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-        init_seconds = time.perf_counter() - t_init
-        diag: dict[str, Any] = {}
-        if "weight_change" in config.diagnostics:
-            diag |= weight_change(before, model) if r > 0 else dict.fromkeys(RECORD_FIELDS["weight_change"])
-        probe = GradNormProbe(x_l, y_l, rnd.new_mask()) if "grad_norms" in config.diagnostics else None
-        # The weights this round's training starts from, for the weights diagnostic.
-        start = flat_parameters(model) if "weights" in config.diagnostics else None
-        optimizer = _optimizer_for(model, optimizer, train_cfg)
-        stats, optimizer = train_to_criterion(
+        result = step.run(
             model,
             x_l,
             y_l,
-            train_cfg,
-            train_gen,
+            round_index=r,
+            fresh_model=fresh_model,
+            initial_state=initial_state,
+            init_generator=init_gen,
+            train_generator=train_gen,
+            device=device,
+            new_mask=rnd.new_mask().to(device),
             optimizer=optimizer,
-            epochs=config.first_round_epochs if r == 0 else None,
-            probe=probe,
-            **training_hooks(strat, ctx),
         )
-        if probe is not None:
-            diag |= probe.fields()
-        # Plasticity diagnostics: the trained model at the round's end, before the test evaluation.
-        dormant, rank = "dormant_units" in config.diagnostics, "feature_rank" in config.diagnostics
-        if dormant or rank:
-            x_m = x_l[measure_positions(len(x_l)).to(device)]
-            diag |= unit_fields(model, x_m, dormant=dormant, rank=rank, batch_size=train_cfg.eval_batch_size)
-        if start is not None:
-            diag |= weight_fields(model, start, initial_state)
-        if config.counterfactual:
-            diag |= _counterfactual(
-                config, dataset, mparams, x_l, y_l, x_test, y_test, counter_gen, device, r
-            )
+        model, optimizer, stats = result.model, result.optimizer, result.stats
+        diag = dict(result.fields)
         if config.stream != "passive":  # arms select their own data: keep what each round added
             diag["new_indices"] = rnd.new.tolist()
         with amp:
@@ -295,7 +222,7 @@ def run_arm(
             "steps": stats.steps,
             "epochs": stats.epochs,
             "seconds": stats.seconds,
-            "init_seconds": init_seconds,
+            "init_seconds": result.init_seconds,
             "select_seconds": select_seconds,
             "cumulative_steps": cum_steps,
             "cumulative_seconds": cum_seconds,

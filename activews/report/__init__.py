@@ -1,10 +1,10 @@
-"""Rendering results for people: tables (:mod:`.tables`), figures (:mod:`.figures`), an HTML page
+"""Rendering results for people: tables (:mod:`.tables`), figures (:mod:`.plots`), an HTML page
 (:mod:`.html`) and a run folder's result files (:mod:`.folder`). Nothing here prints or computes
 statistics: it renders what :mod:`activews.engine.summary` computed."""
 
-from activews.report.figures import FIGURES, figures, plot_accuracy
 from activews.report.folder import RECORD_FIELDS, records_csv, write_run_folder
 from activews.report.html import html_report
+from activews.report.plots import FIGURES, figures, plot_accuracy
 from activews.report.tables import (
     compute_table,
     fmt_ci,

@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from activews.engine.bench import BenchResult
 from activews.errors import ActivewsError
 from activews.files import atomic_write, to_jsonable, write_failure
-from activews.report.figures import figures
 from activews.report.html import html_report
+from activews.report.plots import figures
 
 __all__ = ["RECORD_FIELDS", "records_csv", "write_run_folder"]
 
@@ -52,7 +53,7 @@ def records_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_run_folder(results: list[Any], folder: str | Path, *, plot: bool = True) -> list[Path]:
+def write_run_folder(results: list[BenchResult], folder: str | Path, *, plot: bool = True) -> list[Path]:
     """Write records (CSV, JSON), the summary, figures and ``report.html`` of a run into ``folder``.
 
     A single experiment's figures go into the folder itself; a sweep's into ``e<i>/`` per experiment.

@@ -6,6 +6,7 @@ import base64
 import html
 from typing import Any
 
+from activews.engine.bench import BenchResult
 from activews.report.tables import fmt_ci, protocol_title
 
 __all__ = ["html_report"]
@@ -49,7 +50,7 @@ def _summary_html(summary: list[dict[str, Any]]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def html_report(results: list[Any], figs: list[dict[str, bytes]], title: str = "activews run") -> str:
+def html_report(results: list[BenchResult], figs: list[dict[str, bytes]], title: str = "activews run") -> str:
     """One self-contained HTML page (figures embedded as data URIs) for one or more experiments."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -8,6 +8,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from activews.engine.config import BenchConfig
+
 __all__ = [
     "penalty_table",
     "compute_table",
@@ -24,7 +26,7 @@ def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str
     return f"[{ci[0] * scale:+.{digits}f}, {ci[1] * scale:+.{digits}f}]"
 
 
-def protocol_title(config: Any) -> str:
+def protocol_title(config: BenchConfig) -> str:
     """One line naming the protocol, e.g. ``active (margin), 1000+1000/round · mnist1d · mlp · ...``."""
     acquisition = config.acquisition + "".join(
         f", {k}={v}" for k, v in getattr(config, "acquisition_params", {}).items()

@@ -10,6 +10,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from activews.engine.bench import BenchResult
+
 __all__ = ["Protocol", "ProtocolReport", "ProtocolTable", "Renderer"]
 
 
@@ -53,7 +55,7 @@ class ProtocolReport:
         return "\n\n".join(t.markdown() for t in self.tables)
 
 
-Renderer = Callable[["Protocol", Sequence[Any], bool], ProtocolReport]
+Renderer = Callable[["Protocol", Sequence[BenchResult], bool], ProtocolReport]
 
 
 @dataclass(frozen=True)

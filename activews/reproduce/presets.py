@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from activews.engine.bench import BenchResult
 from activews.engine.store import RunStore, is_run_folder
 from activews.engine.sweep import check_grid_flags
 from activews.errors import ActivewsError
@@ -82,7 +83,7 @@ def protocol_values(
     return values
 
 
-def render(protocol: Protocol, results: Sequence[Any], plot: bool = True) -> ProtocolReport:
+def render(protocol: Protocol, results: Sequence[BenchResult], plot: bool = True) -> ProtocolReport:
     """Tables (and figures, unless ``plot`` is False) for ``results`` of a run of ``protocol``."""
     if not any(r.records for r in results):
         raise ActivewsError(f"protocol {protocol.name!r}: no finished round to report yet")
@@ -90,7 +91,7 @@ def render(protocol: Protocol, results: Sequence[Any], plot: bool = True) -> Pro
 
 
 def write_protocol_report(
-    protocol: Protocol, results: Sequence[Any], folder: str | Path, *, plot: bool = True
+    protocol: Protocol, results: Sequence[BenchResult], folder: str | Path, *, plot: bool = True
 ) -> ProtocolReport:
     """Render ``results`` and write ``protocol.md``, ``protocol.json`` and the figures into ``folder``.
 

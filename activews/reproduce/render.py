@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from activews.engine.bench import BenchResult
 from activews.errors import ActivewsError
-from activews.report.figures import png, pyplot
+from activews.report.plots import png, pyplot
 from activews.reproduce.base import Protocol, ProtocolReport, ProtocolTable, Renderer
 from activews.strategies import make_strategy
 
@@ -25,14 +26,14 @@ def _ci(ci: list[float] | None) -> str:
     return "" if ci is None else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
-def _arm(result: Any, label: str) -> dict[str, Any] | None:
+def _arm(result: BenchResult, label: str) -> dict[str, Any] | None:
     for row in result.summary:
         if row["arm"] == label:
             return row
     return None
 
 
-def _axes(results: Sequence[Any]) -> list[str]:
+def _axes(results: Sequence[BenchResult]) -> list[str]:
     """The config fields that differ between the experiments (the grid axes), in field order."""
     if len(results) < 2:
         return []
@@ -48,11 +49,11 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def _describe(result: Any, keys: Sequence[str]) -> str:
+def _describe(result: BenchResult, keys: Sequence[str]) -> str:
     return " · ".join(_value_text(getattr(result.config, k)) for k in keys) or "all"
 
 
-def _gap_row(result: Any) -> dict[str, Any]:
+def _gap_row(result: BenchResult) -> dict[str, Any]:
     """Random and warm final accuracy and the paired gap (random - warm) of one experiment."""
     random_row, warm_row = _arm(result, "random"), _arm(result, "warm")
     return {
@@ -74,7 +75,7 @@ _TARGET_NOTE = (
 )
 
 
-def _reached(result: Any) -> float | None:
+def _reached(result: BenchResult) -> float | None:
     """Fraction of the random and warm arms' rounds that reached the target (fixed-epoch rounds left out)."""
     rows = [
         r
@@ -84,7 +85,7 @@ def _reached(result: Any) -> float | None:
     return sum(r["stop_reason"] == "target" for r in rows) / len(rows) if rows else None
 
 
-def _seeds_note(results: Sequence[Any]) -> str:
+def _seeds_note(results: Sequence[BenchResult]) -> str:
     seeds = sorted({len(r.config.seeds) for r in results})
     return f"{'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; 95% CIs paired by seed"
 
@@ -92,7 +93,7 @@ def _seeds_note(results: Sequence[Any]) -> str:
 # ------------------------------------------------------------------------------------------- two-phase
 
 
-def _render_two_phase(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+def _render_two_phase(protocol: Protocol, results: Sequence[BenchResult], plot: bool) -> ProtocolReport:
     axes = _axes(results)
     row_keys = [k for k in axes if k == "dataset"]
     # Columns are the settings that vary (Table 1: model x optimizer); one experiment still names its own.
@@ -150,7 +151,7 @@ def _gap_bars(data: list[dict[str, Any]], key: str, title: str) -> bytes:
 # ---------------------------------------------------------------------------------------------- online
 
 
-def _render_online(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+def _render_online(protocol: Protocol, results: Sequence[BenchResult], plot: bool) -> ProtocolReport:
     report = ProtocolReport()
     axes = _axes(results)
     for result in results:
@@ -192,7 +193,7 @@ def _render_online(protocol: Protocol, results: Sequence[Any], plot: bool) -> Pr
     return report
 
 
-def _final_table(result: Any, suffix: str = "") -> ProtocolTable:
+def _final_table(result: BenchResult, suffix: str = "") -> ProtocolTable:
     rows = []
     for row in result.summary:
         rows.append(
@@ -211,7 +212,7 @@ def _final_table(result: Any, suffix: str = "") -> ProtocolTable:
     )
 
 
-def _online_figure(result: Any, suffix: str) -> bytes:
+def _online_figure(result: BenchResult, suffix: str) -> bytes:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for row in result.summary:
@@ -234,7 +235,7 @@ def _online_figure(result: Any, suffix: str) -> bytes:
 # ---------------------------------------------------------------------------------- shrink-perturb grid
 
 
-def _grid_arms(result: Any) -> dict[tuple[float, float], dict[str, Any]]:
+def _grid_arms(result: BenchResult) -> dict[tuple[float, float], dict[str, Any]]:
     """``(shrink, perturb) -> summary row`` for every shrink_perturb arm (and the reference arms)."""
     cells: dict[tuple[float, float], dict[str, Any]] = {}
     for spec in result.config.arm_specs:
@@ -247,7 +248,7 @@ def _grid_arms(result: Any) -> dict[tuple[float, float], dict[str, Any]]:
     return cells
 
 
-def _render_grid(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+def _render_grid(protocol: Protocol, results: Sequence[BenchResult], plot: bool) -> ProtocolReport:
     report = ProtocolReport()
     axes = _axes(results)
     for i, result in enumerate(results):
@@ -363,7 +364,7 @@ def _heatmap(
 
 
 def _render_curve(field_name: str, axis_label: str, figure_title: str, log_x: bool) -> Renderer:
-    def render_curve(protocol: Protocol, results: Sequence[Any], plot: bool) -> ProtocolReport:
+    def render_curve(protocol: Protocol, results: Sequence[BenchResult], plot: bool) -> ProtocolReport:
         others = [k for k in _axes(results) if k != field_name]
         groups: dict[str, list[dict[str, Any]]] = {}
         for result in results:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from activews.engine.bench import BenchResult
 from activews.report.tables import protocol_title
 
 __all__ = [
@@ -63,7 +64,9 @@ def ci_band(ax, x, ci_rows, scale, color) -> None:
         )
 
 
-def _per_round_figure(result: Any, key: str, ylabel: str, title: str, skip_random: bool = False) -> bytes:
+def _per_round_figure(
+    result: BenchResult, key: str, ylabel: str, title: str, skip_random: bool = False
+) -> bytes:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6), constrained_layout=True)
     for i, row in enumerate(result.summary):
@@ -85,7 +88,7 @@ def _per_round_figure(result: Any, key: str, ylabel: str, title: str, skip_rando
     return png(fig)
 
 
-def _compute_figure(result: Any) -> bytes:
+def _compute_figure(result: BenchResult) -> bytes:
     plt = pyplot()
     fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
     for i, row in enumerate(result.summary):
@@ -111,7 +114,7 @@ def _compute_figure(result: Any) -> bytes:
     return png(fig)
 
 
-def _frontier_figure(result: Any) -> bytes:
+def _frontier_figure(result: BenchResult) -> bytes:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     for i, row in enumerate(result.summary):
@@ -166,7 +169,7 @@ _DIAGNOSTIC_PANELS = (
 _PANEL_COLUMNS = 3
 
 
-def _diagnostics_figure(result: Any) -> bytes | None:
+def _diagnostics_figure(result: BenchResult) -> bytes | None:
     """Per-round diagnostics (``--diagnostics``) of each arm, one panel per measurement recorded, in
     rows of up to three panels."""
     rows = result.summary
@@ -204,7 +207,7 @@ def _diagnostics_figure(result: Any) -> bytes | None:
     return png(fig)
 
 
-def figures(result: Any) -> dict[str, bytes]:
+def figures(result: BenchResult) -> dict[str, bytes]:
     """The report's PNG figures of one :class:`~activews.engine.bench.BenchResult`, by file name."""
     figs = {
         "accuracy.png": _per_round_figure(
@@ -226,6 +229,6 @@ def figures(result: Any) -> dict[str, bytes]:
     return figs
 
 
-def plot_accuracy(result: Any) -> bytes:
+def plot_accuracy(result: BenchResult) -> bytes:
     """PNG of test accuracy per round with 95% CI bands per arm."""
     return figures(result)["accuracy.png"]
