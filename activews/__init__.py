@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from activews.engine.arm import ProgressEvent, run_arm
     from activews.engine.bench import BenchResult, run_bench
     from activews.engine.config import REFERENCE_ARMS, BenchConfig
+    from activews.engine.step import RoundResult, RoundStep
     from activews.engine.summary import summarize
     from activews.errors import ActivewsError
     from activews.models import ModelParams, build_model, register_model
@@ -49,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "run_bench": "activews.engine.bench",
     "ProgressEvent": "activews.engine.arm",
     "run_arm": "activews.engine.arm",
+    "RoundStep": "activews.engine.step",
+    "RoundResult": "activews.engine.step",
     "summarize": "activews.engine.summary",
     "ActivewsError": "activews.errors",
     "Dataset": "activews.data",
@@ -94,6 +97,8 @@ __all__ = [
     "ProgressEvent",
     "REFERENCE_ARMS",
     "Round",
+    "RoundResult",
+    "RoundStep",
     "Step",
     "Stream",
     "TrainConfig",
