@@ -171,31 +171,41 @@ class _Forward:
 
 
 class TrainConfig(Settings):
-    """How each round is trained (defaults follow Ash & Adams' released code)."""
+    """How each round is trained (defaults follow Ash & Adams' released code).
+
+    Each field's ``description`` is its one description: ``BenchConfig`` inherits these fields and the
+    ``activews bench`` flags print it as their help.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer of every round")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum (the paper uses 0)")
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(128, ge=1)
-    target_accuracy: float = Field(0.99, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay")
+    batch_size: int = Field(128, ge=1, description="minibatch size")
+    target_accuracy: float = Field(0.99, gt=0, le=1, description="running training accuracy to stop at")
     patience: int = Field(
         25, ge=1, description="plateau rule: stop after this many epochs without improvement"
     )
-    min_delta: float = Field(1e-3, ge=0, description="improvement in running accuracy that resets patience")
+    min_delta: float = Field(
+        1e-3, ge=0, description="plateau rule: running-accuracy gain that resets patience"
+    )
     max_epochs: int = Field(500, ge=1, description="epoch cap per round")
     keep_optimizer_state: bool = Field(
-        False, description="carry optimizer state across rounds (default: re-create)"
+        False, description="carry optimizer state across rounds (default: a new optimizer every round)"
     )
-    eval_batch_size: int = Field(4096, ge=1)
-    augment: bool = Field(False, description="random crop (pad 4) + horizontal flip of each image minibatch")
+    augment: bool = Field(False, description="random crop (pad 4) + horizontal flip of image minibatches")
+    eval_batch_size: int = Field(4096, ge=1, description="examples per forward pass when evaluating")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="autocast dtype of forward passes; fp16 adds a gradient scaler"
+        "fp32",
+        description="autocast arithmetic of forward passes: fp32, bf16, or fp16 with a gradient scaler "
+        "(CUDA only); reduced precision changes the numbers, so fp32 keeps runs comparable",
     )
     channels_last: bool = Field(False, description="train image models in channels-last memory format")
-    compile: bool = Field(False, description="train through torch.compile (eager fallback with a warning)")
+    compile: bool = Field(
+        False, description="train through torch.compile (falls back to eager with a warning)"
+    )
 
 
 @dataclass

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from activews.cli.main import _BarProgress, _PlainProgress, main
+from activews.cli import main
+from activews.cli.progress import BarProgress, PlainProgress
 from activews.errors import ActivewsError, DataError
 
 TINY = "--n-examples 1000 --rounds 2 --initial 100 --query-size 100 --seeds 1 --no-plot --quiet".split()
@@ -444,7 +445,7 @@ def test_plain_progress_never_exceeds_total():
     from rich.console import Console
 
     buf = io.StringIO()
-    display = _PlainProgress(Console(file=buf, width=200))
+    display = PlainProgress(Console(file=buf, width=200))
     with display:
         for event in _restart_events():
             display.on_event(event)
@@ -455,7 +456,7 @@ def test_plain_progress_never_exceeds_total():
 def test_bar_progress_never_exceeds_total():
     from rich.console import Console
 
-    display = _BarProgress(Console(file=io.StringIO(), width=200))
+    display = BarProgress(Console(file=io.StringIO(), width=200))
     with display:
         for event in _restart_events():
             display.on_event(event)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import activews
-from activews.cli.main import main, parse_assignments, parse_seeds, parse_value
+from activews.cli import main
+from activews.cli.flags import parse_assignments, parse_seeds, parse_value
 from activews.errors import ActivewsError
 
 BUILTINS = ["partial_reset", "random", "reset_to_init", "shrink_perturb", "warm"]
@@ -314,3 +315,50 @@ def test_parsing_helpers():
     for bad in ("=1", ".shrink=1", "shrink_perturb.=1", "noequals"):
         with pytest.raises(ActivewsError, match="expected STRATEGY.KEY=VALUE"):
             parse_assignments([bad], "--param", True)
+
+
+# ------------------------------------------------------------------------------------- flags from config
+
+
+def test_every_setting_has_a_flag_whose_help_is_its_description(capsys):
+    """The settings flags are built from BenchConfig: one per field, in a named group, help = description."""
+    from activews.cli.flags import GROUPS, flag_name, setting_flags
+    from activews.engine.config import BenchConfig
+
+    assert [f for _, f in setting_flags()] and {g for g, _ in setting_flags()} == set(GROUPS)
+    assert sorted(f for _, f in setting_flags()) == sorted(BenchConfig.model_fields)
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for field, info in BenchConfig.model_fields.items():
+        assert info.description, f"{field} has no description"
+        assert flag_name(field) in help_text
+        assert " ".join(info.description.replace("data_dir", "--data-dir").split()) in help_text, field
+    for flag in ("--strategy NAME", "--sweep STRATEGY.KEY=V1,V2", "--channels-last, --no-channels-last"):
+        assert flag in help_text
+    assert "(default: shrink_perturb)" in help_text and "(default: 4)" in help_text
+
+
+def test_help_lists_the_names_a_plugin_registers(plugin_file, capsys):
+    path, name = plugin_file
+    with pytest.raises(SystemExit) as exc:
+        main(["--plugin", path, "bench", "--help"])
+    assert exc.value.code == 0
+    assert name in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])  # the registry's names, read when the parser is built
+    assert "shrink_perturb | warm" in " ".join(capsys.readouterr().out.split())
+
+
+def test_plugins_are_read_before_the_command_only():
+    from activews.cli.main import plugin_specs
+
+    assert plugin_specs(["--plugin", "a.py", "--plugin=b", "bench", "--plugin", "c.py"]) == ["a.py", "b"]
+    assert plugin_specs(["bench", "--help"]) == [] and plugin_specs(["--plugin"]) == []
+
+
+def test_resume_with_settings_names_their_flags(capsys):
+    assert main(["bench", "--resume", "somewhere", "--strategy", "warm", "--query-size", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume uses the run's own config; drop --strategy, --query-size" in err

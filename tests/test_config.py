@@ -119,3 +119,27 @@ def test_invalid_configs_raise_one_line_errors(values, expected):
 def test_infinite_values_are_rejected(values):
     with pytest.raises(ActivewsError):
         BenchConfig.build(**values)
+
+
+def test_training_fields_are_declared_once():
+    """BenchConfig takes TrainConfig's fields as they are (type, bounds, default, description); only
+    channels_last differs (None: automatic), and every field says what it is."""
+    bench, train = BenchConfig.model_fields, TrainConfig.model_fields
+    assert issubclass(BenchConfig, TrainConfig)
+    for name, info in train.items():
+        if name != "channels_last":
+            assert repr(bench[name]) == repr(info), name  # a copy of the same declaration
+    assert (bench["channels_last"].default, train["channels_last"].default) == (None, False)
+    assert all(info.description for info in [*bench.values(), *train.values()])
+    assert list(bench)[:2] == ["stream", "strategies"]  # the run's own settings first, as stored before
+    c = BenchConfig.build(lr=0.1, patience=3, channels_last=None, precision="bf16")
+    assert c.train == TrainConfig(lr=0.1, patience=3, precision="bf16", channels_last=False)
+
+
+def test_the_stored_form_is_unchanged():
+    """Stored runs compare their config by fingerprint: the default's must not move."""
+    from activews.engine.checkpoint import config_fingerprint
+
+    assert config_fingerprint(BenchConfig()) == (
+        "95338bd7c8d030d76629f83f8a73dd289eadfe8af2e88e5a289b775c6cf98538"
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activews import BenchConfig
-from activews.cli.main import build_parser, experiments_from_args
+from activews.cli.bench import experiments_from_args
+from activews.cli.main import build_parser
 from activews.engine.sweep import expand, load_sweep
 from activews.errors import ActivewsError
 

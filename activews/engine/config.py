@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import (
     ConfigDict,
@@ -66,12 +66,110 @@ class ArmSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class BenchConfig(Settings):
+class _BenchSettings(Settings):
+    """The fields of :class:`BenchConfig` besides the training ones: what is compared, the data and model,
+    the stream, per-round measurements and the device (one declaration each, as for the training fields
+    in :class:`~activews.training.TrainConfig`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    # what is compared
+    stream: str = Field("active", description="what decides which examples are labeled each round")
+    strategies: tuple[str, ...] = Field(
+        ("shrink_perturb",), description="strategies to compare besides the reference arms random and warm"
+    )
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-strategy parameters")
+    param_grid: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict,
+        description="per-strategy parameter lists, one arm per combination of values (labeled like "
+        "shrink_perturb[shrink=0.2])",
+    )
+    seeds: tuple[int, ...] = Field(
+        (0, 1, 2, 3),
+        description=f"number of seeds N (seeds 0..N-1, at most {MAX_SEED_COUNT}) or a list of seeds such as "
+        "0,1,2, each in 0 <= seed < 2**32",
+    )
+    # data
+    dataset: str = Field(
+        "mnist1d", description="a registered dataset, or a path to an .npz file with arrays X and y"
+    )
+    data_dir: str | None = Field(
+        None,
+        description="folder with the files of a torchvision dataset (cifar10, svhn, mnist, ...; see "
+        "docs/datasets.md)",
+    )
+    download: bool = Field(False, description="let torchvision download the dataset into data_dir")
+    val_split: bool = Field(
+        False,
+        description="evaluate on a seeded 1/3 of the official training set (the paper's validation split) "
+        "instead of the official test set",
+    )
+    n_examples: int | None = Field(None, ge=2, description="examples to use (default: the dataset's own)")
+    test_fraction: float = Field(
+        0.3, gt=0, lt=1, description="held-out test fraction of datasets without an official test split"
+    )
+    split_seed: int = Field(
+        0,
+        ge=0,
+        lt=SEED_LIMIT,
+        description="seed of the train/test split (shared by all arms), 0 <= seed < 2**32",
+    )
+    # model
+    model: str = Field("mlp", description="the network trained each round")
+    model_params: dict[str, Any] = Field(default_factory=dict, description="parameters of the model")
+    # stream
+    rounds: int = Field(7, ge=0, description="number of rounds; 0 = until the pool is used up")
+    initial: int = Field(1000, ge=1, description="examples labeled in round 0")
+    query_size: int = Field(1000, ge=1, description="examples added per round")
+    schedule: tuple[float, ...] | None = Field(
+        None, description="passive: labeled fractions per round, e.g. 0.5,1.0"
+    )
+    acquisition: str = Field(
+        "margin", description="how the active and selective streams score unlabeled examples"
+    )
+    acquisition_params: dict[str, Any] = Field(
+        default_factory=dict, description="parameters of the acquisition"
+    )
+    pool_subsample: int | None = Field(
+        None,
+        ge=1,
+        description="active: choose among a seeded random subset of this many unlabeled examples each round",
+    )
+    label_fraction: float | None = Field(
+        None, gt=0, le=1, description="selective: label this top fraction of each arriving chunk"
+    )
+    label_threshold: float | None = Field(
+        None, description="selective: label arrivals whose acquisition score is at least this"
+    )
+    label_budget: int | None = Field(
+        None, ge=0, description="selective: at most this many labels after round 0, over the whole stream"
+    )
+    counterfactual: bool = Field(
+        False,
+        description="active/selective: also train a fresh model on each round's labeled set, to split the "
+        "gap to random into an initialization part and a selection part",
+    )
+    score_batch: int = Field(8192, ge=1, description="pool examples scored per forward pass")
+    # measurements and device
+    first_round_epochs: int | None = Field(
+        None,
+        ge=0,
+        description="train round 0 for exactly this many epochs instead of to the target (early-damage protocol)",
+    )
+    diagnostics: tuple[str, ...] = Field((), description="per-round measurements to record")
+    device: str = Field("cpu", description="cpu | cuda | cuda:N | mps | auto (CUDA when present)")
+
+
+class BenchConfig(TrainConfig, _BenchSettings):
     """Configuration of a warm-start benchmark.
 
     The defaults are the built-in benchmark: active margin sampling on MNIST-1D with an MLP
     (40-256-256-10), 1,000 initial labels + 1,000 per round for 7 rounds, Adam lr 1e-3, batch 128,
     each round trained to 99% running training accuracy.
+
+    Its fields are those of ``_BenchSettings`` (stream, data, model, ...) followed by those of
+    :class:`~activews.training.TrainConfig`, each declared once there; :attr:`train` is a round's
+    ``TrainConfig``. Only ``channels_last`` is declared again: here ``None`` means "automatic".
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -82,107 +180,9 @@ class BenchConfig(Settings):
     A stored config without such a field is the same run as one with this value: see :meth:`comparable`.
     """
 
-    # what is compared
-    stream: str = Field("active", description="passive | active | selective")
-    strategies: tuple[str, ...] = Field(
-        ("shrink_perturb",), description="strategies besides the reference arms"
-    )
-    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-strategy parameters")
-    param_grid: dict[str, dict[str, list[Any]]] = Field(
-        default_factory=dict,
-        description="per-strategy parameter lists; each combination becomes its own arm, e.g. "
-        "{'shrink_perturb': {'shrink': [0.2, 0.4]}} -> arms shrink_perturb[shrink=0.2], shrink_perturb[shrink=0.4]",
-    )
-    seeds: tuple[int, ...] = Field(
-        (0, 1, 2, 3),
-        description=f"seeds, each in 0 <= seed < 2**32 (an int N, at most {MAX_SEED_COUNT}, means 0..N-1)",
-    )
-    # data
-    dataset: str = Field("mnist1d", description="a registered dataset or a path to an .npz file with X and y")
-    data_dir: str | None = Field(
-        None, description="folder with the files of a torchvision dataset (cifar10, svhn, mnist, ...)"
-    )
-    download: bool = Field(False, description="let torchvision download the dataset into data_dir")
-    val_split: bool = Field(
-        False,
-        description="evaluate on a seeded 1/3 of the official training set (the paper's validation split) "
-        "instead of the official test set",
-    )
-    n_examples: int | None = Field(None, ge=2, description="examples to use (default: the dataset's own)")
-    test_fraction: float = Field(0.3, gt=0, lt=1)
-    split_seed: int = Field(
-        0,
-        ge=0,
-        lt=SEED_LIMIT,
-        description="seed of the train/test split (shared by all arms), 0 <= seed < 2**32",
-    )
-    # model
-    model: str = "mlp"
-    model_params: dict[str, Any] = Field(default_factory=dict)
-    # stream
-    rounds: int = Field(7, ge=0, description="number of rounds; 0 = until the pool is used up")
-    initial: int = Field(1000, ge=1)
-    query_size: int = Field(1000, ge=1)
-    schedule: tuple[float, ...] | None = Field(
-        None, description="passive: labeled fractions per round, e.g. 0.5,1.0"
-    )
-    acquisition: str = "margin"
-    acquisition_params: dict[str, Any] = Field(
-        default_factory=dict, description="parameters of the acquisition, e.g. {'samples': 20} for bald"
-    )
-    pool_subsample: int | None = Field(
-        None, ge=1, description="active: candidates per round, a seeded random subset of the unlabeled pool"
-    )
-    label_fraction: float | None = Field(
-        None, gt=0, le=1, description="selective: label this top fraction of each arriving chunk"
-    )
-    label_threshold: float | None = Field(
-        None, description="selective: label arrivals whose acquisition score is at least this"
-    )
-    label_budget: int | None = Field(
-        None, ge=0, description="selective: at most this many labels after round 0"
-    )
-    counterfactual: bool = Field(
-        False,
-        description="also train a fresh model on each round's labeled set, to split the gap to random into "
-        "an initialization part and a selection part",
-    )
-    score_batch: int = Field(8192, ge=1, description="pool examples scored per forward pass")
-    # training
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(128, ge=1)
-    target_accuracy: float = Field(0.99, gt=0, le=1)
-    patience: int = Field(25, ge=1)
-    min_delta: float = Field(1e-3, ge=0, description="plateau rule: improvement that resets patience")
-    max_epochs: int = Field(500, ge=1)
-    keep_optimizer_state: bool = False
-    augment: bool = Field(False, description="random crop (pad 4) + horizontal flip of image minibatches")
-    first_round_epochs: int | None = Field(
-        None,
-        ge=0,
-        description="train round 0 for exactly this many epochs instead of to the target (early-damage protocol)",
-    )
-    diagnostics: tuple[str, ...] = Field(
-        (),
-        description="per-round measurements to record: grad_norms, weight_change, dormant_units, feature_rank, "
-        "weights, plasticity (= dormant_units,feature_rank,weights,grad_norms) or all",
-    )
-    eval_batch_size: int = Field(4096, ge=1, description="examples per forward pass when evaluating")
-    device: str = Field("cpu", description="cpu | cuda | cuda:N | mps | auto (CUDA when present)")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32",
-        description="arithmetic of forward passes (autocast): fp32, bf16, or fp16 with a gradient scaler "
-        "(CUDA only); reduced precision changes the numbers, so fp32 keeps runs comparable",
-    )
-    channels_last: bool | None = Field(
+    channels_last: bool | None = Field(  # a TrainConfig's bool, or None: decided per model and device
         None,
         description="channels-last memory format for image models (default: on for image models on CUDA)",
-    )
-    compile: bool = Field(
-        False, description="train through torch.compile (falls back to eager with a warning)"
     )
 
     @field_validator("seeds", mode="before")
@@ -356,23 +356,10 @@ class BenchConfig(Settings):
 
     @property
     def train(self) -> TrainConfig:
-        return TrainConfig(
-            optimizer=self.optimizer,
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            target_accuracy=self.target_accuracy,
-            patience=self.patience,
-            min_delta=self.min_delta,
-            max_epochs=self.max_epochs,
-            eval_batch_size=self.eval_batch_size,
-            keep_optimizer_state=self.keep_optimizer_state,
-            augment=self.augment,
-            precision=self.precision,
-            channels_last=bool(self.channels_last),
-            compile=self.compile,
-        )
+        """How each round of this run trains (``channels_last`` unresolved counts as off; the engine
+        resolves it per model and device)."""
+        values = {name: getattr(self, name) for name in TrainConfig.model_fields}
+        return TrainConfig(**values | {"channels_last": bool(self.channels_last)})
 
     @classmethod
     def comparable(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""``activews strategies`` and ``activews acquisitions``: what the registries hold, with parameters and
+references, as a table or as JSON. A plugin that fails to load is a row saying why, not a crash."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from activews.registry import Registry
+from activews.report.tables import strategies_table
+from activews.strategies import STRATEGIES
+from activews.streams import ACQUISITIONS
+from activews.streams.acquisition import BatchSelector
+
+__all__ = ["add_commands", "cmd_acquisitions", "cmd_strategies"]
+
+
+def add_commands(sub: Any) -> None:
+    """The ``strategies`` and ``acquisitions`` subcommands."""
+    s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
+    s.add_argument("--json", action="store_true", help="print as JSON")
+    s.set_defaults(handler=cmd_strategies)
+    a = sub.add_parser(
+        "acquisitions", help="list registered acquisition functions with their parameters and references"
+    )
+    a.add_argument("--json", action="store_true", help="print as JSON")
+    a.set_defaults(handler=cmd_acquisitions)
+
+
+def _bound(meta: Any) -> str:
+    """``Ge(ge=0.0)`` -> ``>= 0.0`` (annotated-types constraints as people write them)."""
+    for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if hasattr(meta, attr):
+            return f"{sym} {getattr(meta, attr)}"
+    return ""
+
+
+def _param_rows(params_cls: Any) -> tuple[list[str], dict[str, Any]]:
+    """A Params class as table lines (``key=default (bounds)``) and as a JSON-ready dict."""
+    fields, params = [], {}
+    for key, f in params_cls.model_fields.items():
+        bounds = [_bound(m) for m in f.metadata if _bound(m)]
+        fields.append(f"{key}={f.default!r}" + (f" ({', '.join(bounds)})" if bounds else ""))
+        params[key] = {"default": f.default, "description": f.description, "constraints": bounds}
+    return fields, params
+
+
+def _doc_parts(obj: Any) -> tuple[str, str]:
+    """The first docstring line, and the text of its ``References:`` section (joined into one line)."""
+    lines = [line.strip() for line in (getattr(obj, "__doc__", None) or "").strip().splitlines()]
+    refs = []
+    if "References:" in lines:
+        for line in lines[lines.index("References:") + 1 :]:
+            if not line:
+                break
+            refs.append(line)
+    return (lines[0].replace("``", "") if lines else ""), " ".join(refs)
+
+
+def _registry_rows(
+    registry: Registry[Any], describe: Callable[[Any], dict[str, Any]], blank: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One row per name of ``registry``: ``describe(entry)`` and the plugin package it comes from (None
+    if built in or loaded in-process); a plugin that fails to load is a row saying why (``blank`` fills
+    the other columns), not a crash."""
+    rows = []
+    for name, obj, error in registry.entries():
+        source = registry.plugin_source(name)
+        origin = f"\nfrom plugin package {source}" if source else ""
+        if error is not None:
+            rows.append(
+                {"name": name, **blank, "summary": f"failed to load: {error}"}
+                | {"plugin": source, "error": str(error)}
+            )
+            continue
+        row = describe(obj)
+        row["summary"] += origin
+        rows.append({"name": name, **row, "plugin": source})
+    return rows
+
+
+def _print_rows(
+    rows: list[dict[str, Any]], as_json: bool, table: Callable[[list[dict[str, Any]]], Any]
+) -> None:
+    if as_json:
+        print(
+            json.dumps([{k: v for k, v in r.items() if k != "params"} for r in rows], indent=2, default=str)
+        )
+    else:
+        Console().print(table(rows))
+
+
+def _describe_strategy(cls: Any) -> dict[str, Any]:
+    fields, params = _param_rows(cls.Params)
+    summary = _doc_parts(cls)[0] + (f"\nBatchNorm: {cls.batchnorm}" if cls.batchnorm else "")
+    return {
+        "params": "\n".join(fields) or "-",
+        "parameters": params,
+        "summary": summary,
+        "reference": cls.reference,
+    }
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    rows = _registry_rows(STRATEGIES, _describe_strategy, {"params": "-", "parameters": {}, "reference": ""})
+    _print_rows(rows, args.json, strategies_table)
+    return 0
+
+
+def _acquisitions_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Registered acquisition functions", title_justify="left", show_lines=True)
+    # Names are what users type: never wrapped or cut, however narrow the terminal.
+    width = max((len(r["name"]) for r in rows), default=4)
+    table.add_column("name", style="bold", no_wrap=True, min_width=width)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("parameters (default)")
+    table.add_column("what it does")
+    table.add_column("reference")
+    for r in rows:
+        table.add_row(*(escape(str(r[k])) for k in ("name", "kind", "params", "summary", "reference")))
+    return table
+
+
+def _describe_acquisition(entry: Any) -> dict[str, Any]:
+    summary, reference = _doc_parts(entry)
+    if inspect.isclass(entry) and issubclass(entry, BatchSelector):
+        fields, params = _param_rows(entry.Params)
+        return {
+            "kind": "selector",
+            "params": "\n".join(fields) or "-",
+            "parameters": params,
+            "summary": summary + f"\nneeds: {', '.join(sorted(entry.needs))}",
+            "reference": entry.reference or reference,
+        }
+    return {"kind": "function", "params": "-", "parameters": {}, "summary": summary, "reference": reference}
+
+
+def cmd_acquisitions(args: argparse.Namespace) -> int:
+    blank = {"kind": "-", "params": "-", "parameters": {}, "reference": ""}
+    rows = _registry_rows(ACQUISITIONS, _describe_acquisition, blank)
+    _print_rows(rows, args.json, _acquisitions_table)
+    return 0

@@ -1,0 +1,44 @@
+"""Printing results: the tables of one experiment, as ``bench``, ``reproduce``, ``report`` and ``runs show``
+print them. The numbers come from :mod:`activews.engine.summary`; this module only lays them out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from activews.report.tables import compute_table, penalty_table, protocol_title, selection_table
+
+__all__ = ["print_result"]
+
+
+def print_result(console: Console, result: Any, *, after_run: bool = False) -> None:
+    """The penalty and compute tables of one experiment, and its selection split when it recorded one.
+
+    Read back from a store (``after_run=False``), a line naming the protocol (and the experiment of a
+    grid) comes first. After a run, whose header already named the protocol, the experiment's label goes
+    in the penalty table's title and the protocol line follows the tables, as a caption.
+    """
+    label = result.label
+    if not after_run:
+        console.print(
+            escape(protocol_title(result.config) + (f" [{label}]" if label else "")), highlight=False
+        )
+    if not result.summary:  # no finished round yet
+        return
+    if after_run:
+        where = f" \\[{escape(label)}]" if label else ""
+        console.print(
+            penalty_table(
+                result.summary, title=f"Warm-start penalty vs random{where} (accuracy points, final round)"
+            )
+        )
+    else:
+        console.print(penalty_table(result.summary))
+    console.print(compute_table(result.summary))
+    split = selection_table(result.summary)
+    if split is not None:
+        console.print(split)
+    if after_run:
+        console.print(escape(protocol_title(result.config)), highlight=False)
