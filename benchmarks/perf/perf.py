@@ -1,7 +1,7 @@
 """Performance checks for activews, side by side in one run (see docs/performance.md).
 
     python benchmarks/perf/perf.py                 # all three measurements
-    python benchmarks/perf/perf.py --only epoch    # one of: epoch, scoring, workers, busy (repeatable)
+    python benchmarks/perf/perf.py --only epoch    # one of: epoch, scoring, workers, busy, imports (repeatable)
 
 1. epoch:   one training epoch of the activews learner vs a minimal hand-written PyTorch loop over the same
             in-memory tensors, and vs a DataLoader(TensorDataset) loop. Target: activews <= 1.05x minimal.
@@ -12,6 +12,10 @@
             machine. Target: at most 0.65x the time.
 4. busy:    the same command (--workers auto) beside one busy single-threaded process of normal priority,
             started and stopped by the benchmark, vs on a quiet machine. Target: at most 1.6x the time.
+5. imports: fresh interpreters importing activews (``import activews``, ``from activews import run_bench``,
+            ``activews --help``) from this tree and from the git revision ``--before`` (default a05204f, the
+            layout before engine/ and cli/), interleaved; medians. Target: ``import activews`` loads
+            neither torch nor numpy.
 """
 
 from __future__ import annotations
@@ -262,7 +266,68 @@ def bench_busy() -> dict:
     }
 
 
-SECTIONS = ("epoch", "scoring", "workers", "busy")
+IMPORT_CASES = {
+    "import activews": [
+        "-c",
+        "import sys, activews; assert not {'torch', 'numpy'} & set(sys.modules), 'heavy import'",
+    ],
+    "from activews import run_bench": ["-c", "from activews import run_bench"],
+    "activews --help": ["-m", "activews", "--help"],
+}
+
+
+def bench_imports(before: str = "a05204f", repeats: int = 9) -> dict:
+    """Import times of this tree vs the revision ``before`` (checked out in a temporary git worktree),
+    each case in a fresh interpreter, the two trees interleaved; medians in milliseconds."""
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="activews-before-") as tmp:
+        old = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(old), before],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            trees = {"before": old, "after": root}
+            times: dict[tuple[str, str], list[float]] = {}
+            for _ in range(repeats):
+                for case, argv in IMPORT_CASES.items():
+                    for tree, path in trees.items():
+                        env = dict(os.environ, PYTHONPATH=str(path))
+                        t = time.perf_counter()
+                        # cwd too: sys.path[0] is the working directory, ahead of PYTHONPATH
+                        done = subprocess.run(
+                            [sys.executable, *argv], env=env, cwd=path, capture_output=True, text=True
+                        )
+                        times.setdefault((case, tree), []).append(time.perf_counter() - t)
+                        times.setdefault((case, tree + " ok"), []).append(float(done.returncode == 0))
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-c", "pass"], check=True)
+                times.setdefault(("bare interpreter", "-"), []).append(time.perf_counter() - t)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(root), "worktree", "remove", "--force", str(old)],
+                check=False,
+                capture_output=True,
+            )
+    out: dict = {
+        "before": before,
+        "repeats": repeats,
+        "bare_interpreter_ms": 1000 * statistics.median(times[("bare interpreter", "-")]),
+    }
+    for case in IMPORT_CASES:
+        out[case] = {
+            tree: {
+                "median_ms": 1000 * statistics.median(times[(case, tree)]),
+                "succeeded": all(times[(case, tree + " ok")]),
+            }
+            for tree in ("before", "after")
+        }
+    out["target"] = "'import activews' succeeds (it asserts that torch and numpy stay unloaded) after"
+    return out
+
+
+SECTIONS = ("epoch", "scoring", "workers", "busy", "imports")
 
 
 def main() -> None:
@@ -272,6 +337,7 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=SECTIONS, action="append", help="run only this section (repeatable)"
     )
+    parser.add_argument("--before", default="a05204f", help="imports: the git revision to compare with")
     parser.add_argument(
         "--json", help="also write the results to this file (sections not run keep their earlier figures)"
     )
@@ -286,7 +352,13 @@ def main() -> None:
         },
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    fns = {"epoch": bench_epoch, "scoring": bench_scoring, "workers": bench_workers, "busy": bench_busy}
+    fns = {
+        "epoch": bench_epoch,
+        "scoring": bench_scoring,
+        "workers": bench_workers,
+        "busy": bench_busy,
+        "imports": lambda: bench_imports(args.before),
+    }
     for name in SECTIONS:
         if not args.only or name in args.only:
             results[name] = fns[name]()
