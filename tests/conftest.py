@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from activews import plugins
 from activews.data import builtin
 from activews.models import build_model
 from activews.strategies import STRATEGIES, InitContext, InitStrategy, register_strategy
@@ -118,6 +119,16 @@ class PluginStrategy(InitStrategy):
     def init_round(self, model, ctx):
         return model
 '''
+
+
+@pytest.fixture(autouse=True)
+def _forget_plugins_loaded_by_the_test() -> Iterator[None]:
+    """A test that loads a plugin in this process (``main(["--plugin", ...])``) leaves it out of the next
+    tests: worker processes re-load every plugin the parent loaded, and a plugin file deleted or
+    re-registered by a later test would break their start."""
+    before = list(plugins._LOADED)
+    yield
+    plugins._LOADED[:] = before
 
 
 @pytest.fixture
