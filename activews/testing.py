@@ -681,33 +681,24 @@ def check_keeps_architecture(cls: type[InitStrategy], params: Any, models: tuple
     for key in _usable_models(cls, params, models):
         out = _require_module(_init_once(cls, params, key))
         ref, _ = _trained(key)
-        ref_params, out_params = dict(ref.named_parameters()), dict(out.named_parameters())
-        _require(
-            list(out_params) == list(ref_params),
-            f"on {key}: parameters {_names(sorted(set(out_params) ^ set(ref_params)))} differ from the input's",
-            fix,
-        )
-        for name, p in ref_params.items():
-            got = out_params[name]
+        for kind, ref_items, out_items in (
+            ("parameters", dict(ref.named_parameters()), dict(out.named_parameters())),
+            ("buffers", dict(ref.named_buffers()), dict(out.named_buffers())),
+        ):
             _require(
-                (got.shape, got.dtype, got.device) == (p.shape, p.dtype, p.device),
-                f"on {key}: {name} is {tuple(got.shape)} {got.dtype} on {got.device}, "
-                f"expected {tuple(p.shape)} {p.dtype} on {p.device}",
+                list(out_items) == list(ref_items),
+                f"on {key}: {kind} {_names(sorted(set(out_items) ^ set(ref_items)))} differ from the input's",
                 fix,
             )
-        ref_buffers, out_buffers = dict(ref.named_buffers()), dict(out.named_buffers())
-        _require(
-            list(out_buffers) == list(ref_buffers),
-            f"on {key}: buffers {_names(sorted(set(out_buffers) ^ set(ref_buffers)))} differ from the input's",
-            fix,
-        )
-        for name, b in ref_buffers.items():
-            got = out_buffers[name]
-            _require(
-                (got.shape, got.dtype, got.device) == (b.shape, b.dtype, b.device),
-                f"on {key}: buffer {name} is {tuple(got.shape)} {got.dtype}, expected {tuple(b.shape)} {b.dtype}",
-                fix,
-            )
+            what = "" if kind == "parameters" else "buffer "
+            for name, t in ref_items.items():
+                got = out_items[name]
+                _require(
+                    (got.shape, got.dtype, got.device) == (t.shape, t.dtype, t.device),
+                    f"on {key}: {what}{name} is {tuple(got.shape)} {got.dtype} on {got.device}, "
+                    f"expected {tuple(t.shape)} {t.dtype} on {t.device}",
+                    fix,
+                )
 
 
 @_strategy_check
