@@ -831,7 +831,8 @@ def check_state_dict_round_trip(cls: type[InitStrategy], params: Any, models: tu
     ``torch.load(weights_only=True)`` into a fresh instance, continues exactly as the uninterrupted run."""
     for key in _usable_models(cls, params, models):
         full = _run(cls, params, key, save_after=1)
-        assert full.checkpoint is not None
+        if full.checkpoint is None:  # _run saves after round 1 when asked; this would be a bug here
+            raise RuntimeError("activews.testing: the round-1 checkpoint was not taken")
         try:
             torch.load(io.BytesIO(full.checkpoint["strategy"]), weights_only=True)
         except Exception as exc:
@@ -1068,7 +1069,8 @@ def _scores(
             return acq.entry(table, generator=gen)
         model, pool, _, candidates = _acquisition_setup()
         selector = _selector(acq, params, score_batch)
-        assert isinstance(selector, ScoringSelector)
+        if not isinstance(selector, ScoringSelector):  # callers pass scoring acquisitions only
+            raise TypeError(f"activews.testing: {type(selector).__name__} does not score examples one by one")
         view = ModelView(copy.deepcopy(model), pool if x is None else x, batch_size=32)
         return selector.scores(view, candidates, gen)
 
