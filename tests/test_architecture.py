@@ -223,3 +223,21 @@ def test_old_import_paths_work_with_a_deprecation_warning(old: str, names: list[
         module = __import__(old, fromlist=names)
     for name in names:
         assert getattr(module, name) is not None
+
+
+def test_the_lazy_exports_and_their_typing_imports_agree() -> None:
+    """``activews/__init__.py`` names each public export in ``_EXPORTS`` (loaded on first use) and in a
+    ``TYPE_CHECKING`` import block (for type checkers): same names, same modules."""
+    import activews
+
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    typed = {
+        alias.name: node.module
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and _is_type_checking(block)
+        for node in ast.walk(block)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert typed == activews._EXPORTS
+    assert sorted(set(activews.__all__) - {"__version__"}) == sorted(activews._EXPORTS)
