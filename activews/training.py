@@ -217,7 +217,7 @@ class TrainStats:
     seconds: float
     train_accuracy: float | None
     train_loss: float | None
-    stop_reason: Literal["target", "plateau", "max_epochs", "epochs", "empty"]
+    stop_reason: Literal["target", "plateau", "max_epochs", "epochs", "empty", "train_fn"]
 
     @property
     def reached_target(self) -> bool:

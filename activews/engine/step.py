@@ -1,10 +1,13 @@
 """One round: initialize the model with a strategy, then train it to the criterion with the strategy's hooks.
 
 The same step runs every round of an arm (:func:`activews.engine.arm.run_arm`), every fit of
-:class:`activews.sklearn.WarmStartClassifier`, and a round of a user's own loop:
+:class:`activews.sklearn.WarmStartClassifier`, and, through :meth:`RoundStep.initialize` (steps 1-3),
+every call of :class:`activews.reinit.Reinitializer` in a user's own loop:
 
-1. build the round's :class:`~activews.strategies.InitContext` and, where asked, check that the strategy
-   can work on the model (``strategy.check_model``);
+1. build the round's :class:`~activews.strategies.InitContext`, check that it holds what the strategy
+   needs (:meth:`~activews.strategies.InitStrategy.needs`) and, where asked, that the strategy can work on
+   the model (``strategy.check_model``); ``fresh_model`` is wrapped so that every draw is checked to be a
+   new module with the model's parameter and buffer names, shapes and dtypes;
 2. the diagnostics see the model the strategy starts from (outside the clock);
 3. from round 1 on, the strategy's ``init_round`` (round 0 trains the model it is given): timed as
    ``init_seconds``, its result checked to be an ``nn.Module``, and laid out channels-last when the
@@ -13,7 +16,8 @@ The same step runs every round of an arm (:func:`activews.engine.arm.run_arm`), 
 5. the optimizer: a new one every round (the paper's protocol), or the previous round's state carried
    over with ``keep_optimizer_state``;
 6. :func:`~activews.training.train_to_criterion` with the strategy's training hooks
-   (:func:`~activews.strategies.training_hooks`), in every round, round 0 included;
+   (:func:`~activews.strategies.training_hooks`), in every round, round 0 included; or, with
+   ``train_fn``, the user's own training function, handed the hooks as a :class:`TrainHooks`;
 7. the diagnostics measure the trained model and return their record fields.
 
 Example:
@@ -26,7 +30,9 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +42,144 @@ from torch import nn
 
 from activews.diagnostics import Diagnostic, Probe
 from activews.errors import ActivewsError
-from activews.strategies import InitContext, InitStrategy, training_hooks
-from activews.training import TrainConfig, TrainStats, make_optimizer, train_to_criterion
+from activews.models import same_architecture
+from activews.strategies import NEEDS, InitContext, InitStrategy, RoundHooks, training_hooks
+from activews.training import (
+    TrainConfig,
+    TrainStats,
+    global_rng_from,
+    make_optimizer,
+    train_to_criterion,
+)
 
-__all__ = ["RoundResult", "RoundStep", "optimizer_for"]
+__all__ = ["RoundResult", "RoundStep", "TrainFn", "TrainHooks", "optimizer_for", "as_train_stats"]
+
+
+class TrainHooks(RoundHooks):
+    """What a training function of one's own receives each round (``RoundStep(train_fn=...)``,
+    ``run_bench(config, train_fn=...)``), besides the model and the round's labeled data.
+
+    A training function has the signature ``train_fn(model, x, y, hooks) -> TrainStats | Mapping`` and
+    should: train ``model`` in place on ``(x, y)`` with ``hooks.optimizer``; add
+    ``hooks.loss_term(model)`` to each minibatch's loss; call ``hooks.after_step(model, optimizer, x=xb,
+    y=yb)`` after each optimizer step; draw its minibatch order from ``hooks.generator``; and return its
+    compute: a :class:`~activews.training.TrainStats` or a mapping with ``"steps"`` (required) and
+    optionally ``"epochs"``, ``"seconds"`` (default: the call's wall time), ``"train_accuracy"``,
+    ``"train_loss"`` and ``"stop_reason"`` (default ``"train_fn"``). torch's global RNG (dropout masks,
+    ``torch.randperm`` without a generator) is seeded from ``hooks.generator`` for the call, so the
+    function's results are reproducible from the run's seed.
+
+    Attributes:
+        round_index: the round being trained (0, 1, ...).
+        optimizer: the round's optimizer: a new one each round (the paper's protocol) unless
+            ``keep_optimizer_state`` is set; a function that replaces it sets ``hooks.optimizer``.
+        generator: the round's training generator (minibatch order).
+        config: the run's :class:`~activews.training.TrainConfig` (learning rate, batch size,
+            stopping rule), for functions that want to honour it.
+        device: the device of the model and data.
+        epochs: ``None``, or the exact number of epochs to train (round 0 with ``first_round_epochs``).
+        steps: optimizer steps reported through :meth:`after_step` so far.
+    """
+
+    def __init__(
+        self,
+        strategy: InitStrategy,
+        ctx: InitContext,
+        *,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        config: TrainConfig,
+        epochs: int | None = None,
+    ) -> None:
+        super().__init__(strategy, ctx)
+        self.round_index = ctx.round_index
+        self.optimizer = optimizer
+        self.generator = generator
+        self.config = config
+        self.device = ctx.device
+        self.epochs = epochs
+
+
+TrainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, TrainHooks], Any]
+"""``train_fn(model, x, y, hooks) -> TrainStats | Mapping``: see :class:`TrainHooks`."""
+
+_STOP_REASONS = ("target", "plateau", "max_epochs", "epochs", "empty", "train_fn")
+
+
+def as_train_stats(result: Any, seconds: float, who: str = "train_fn") -> TrainStats:
+    """A training function's return value as :class:`TrainStats` (``seconds``: the call's wall time,
+    used where the result gives none).
+
+    Raises:
+        ActivewsError: the result is neither a ``TrainStats`` nor a mapping with a non-negative integer
+            ``"steps"``, or holds an unknown key or a bad value.
+    """
+    if isinstance(result, TrainStats):
+        return result
+    if not isinstance(result, Mapping):
+        raise ActivewsError(
+            f"{who} returned {type(result).__name__}; return a TrainStats or a dict with at least "
+            "'steps' (optimizer steps taken), e.g. {'steps': n}"
+        )
+    known = {"steps", "epochs", "seconds", "train_accuracy", "train_loss", "stop_reason"}
+    unknown = sorted(set(result) - known)
+    if unknown:
+        raise ActivewsError(f"{who} returned unknown keys {unknown}; the keys are {', '.join(sorted(known))}")
+    steps = result.get("steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ActivewsError(
+            f"{who} returned steps={steps!r}; return the number of optimizer steps taken, an int >= 0"
+        )
+    epochs = result.get("epochs", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ActivewsError(f"{who} returned epochs={epochs!r}; return an int >= 0 (or leave it out)")
+    took = result.get("seconds", seconds)
+    if not isinstance(took, (int, float)) or isinstance(took, bool) or not math.isfinite(took) or took < 0:
+        raise ActivewsError(f"{who} returned seconds={took!r}; return a finite number >= 0 (or leave it out)")
+    numbers = {}
+    for key in ("train_accuracy", "train_loss"):
+        value = result.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ActivewsError(f"{who} returned {key}={value!r}; return a number (or leave it out)")
+        numbers[key] = None if value is None else float(value)
+    reason = result.get("stop_reason", "train_fn")
+    if reason not in _STOP_REASONS:
+        raise ActivewsError(
+            f"{who} returned stop_reason={reason!r}; use one of {', '.join(_STOP_REASONS)} (or leave it out)"
+        )
+    return TrainStats(steps, epochs, float(took), numbers["train_accuracy"], numbers["train_loss"], reason)
+
+
+def checked_factory(
+    fresh_model: Callable[[], nn.Module], reference: nn.Module, who: str = "fresh_model"
+) -> Callable[[], nn.Module]:
+    """``fresh_model`` with every draw checked: an ``nn.Module``, not ``reference`` itself (a factory
+    returning the model it was given makes ``random`` act as ``warm``), nor the previous draw, and with
+    ``reference``'s parameter and buffer names, shapes and dtypes. Each failure is a one-line
+    :class:`ActivewsError`."""
+    previous: list[weakref.ref[nn.Module]] = []
+
+    def draw() -> nn.Module:
+        model = fresh_model()
+        if not isinstance(model, nn.Module):
+            raise ActivewsError(
+                f"{who} returned {type(model).__name__}; it must return a new torch.nn.Module each call"
+            )
+        if model is reference or (previous and model is previous[0]()):
+            raise ActivewsError(
+                f"{who} returned the same module object twice; it must build a new one each call "
+                "(factory=MyNet or lambda: MyNet(), not lambda: net)"
+            )
+        problem = same_architecture(model, reference)
+        if problem is not None:
+            raise ActivewsError(
+                f"{who} built another architecture than the model's: the draw {problem}; "
+                "it must build the same model as round 0"
+            )
+        previous[:] = [weakref.ref(model)]
+        return model
+
+    return draw
 
 
 @dataclass(frozen=True)
@@ -105,6 +245,9 @@ class RoundStep:
             else (the estimator does; ``run_arm`` does not, since the bench checks every arm's model
             once before any training).
         name: how errors name the strategy (default: its registry name, else its class name).
+        train_fn: train with this function instead of :func:`~activews.training.train_to_criterion`
+            (see :class:`TrainHooks` for its contract). Diagnostics that probe training steps
+            (``grad_norms``) need activews' own training.
     """
 
     strategy: InitStrategy
@@ -113,6 +256,69 @@ class RoundStep:
     first_round_epochs: int | None = None
     check_model: bool = False
     name: str | None = None
+    train_fn: TrainFn | None = None
+
+    @property
+    def who(self) -> str:
+        """How errors name the strategy."""
+        return self.name or self.strategy.name or type(self.strategy).__name__
+
+    def initialize(
+        self,
+        model: nn.Module,
+        *,
+        round_index: int,
+        fresh_model: Callable[[], nn.Module] | None = None,
+        initial_state: Mapping[str, torch.Tensor] | None = None,
+        init_generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        x: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+        new_mask: torch.Tensor | None = None,
+    ) -> tuple[nn.Module, float, InitContext]:
+        """Steps 1-3 of the round (no training): the model to train, ``init_round``'s seconds, the context.
+
+        Arguments as in :meth:`run`; those a strategy does not need (:meth:`InitStrategy.needs`) may be
+        left out. ``device`` defaults to ``x``'s, else the model's.
+
+        Raises:
+            ActivewsError: the context lacks something the strategy needs, ``check_model`` refused the
+                model, ``init_round`` returned something else than an ``nn.Module``, or a
+                ``fresh_model`` draw is not a new module of the model's architecture.
+        """
+        if device is None:
+            device = x.device if x is not None else _device_of(model)
+        ctx = InitContext(
+            round_index,
+            None if fresh_model is None else checked_factory(fresh_model, model, "fresh_model"),
+            initial_state,
+            init_generator,
+            device,
+            x,
+            y,
+            new_mask,
+        )
+        missing = [need for need in sorted(self.strategy.needs()) if not ctx.has(need)]
+        if missing:
+            raise ActivewsError(
+                f"strategy {self.who!r} needs {' and '.join(missing)}: {'; '.join(NEEDS[m] for m in missing)}"
+            )
+        if self.check_model:
+            self.strategy.check_model(model)
+        for diagnostic in self.diagnostics:
+            diagnostic.before_init(model, ctx)
+        init_seconds = 0.0
+        if round_index > 0:
+            t_init = time.perf_counter()
+            model = self.strategy.init_round(model, ctx)
+            if not isinstance(model, nn.Module):
+                raise ActivewsError(
+                    f"strategy {self.who!r}: init_round returned {type(model).__name__}, expected nn.Module"
+                )
+            if self.train.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            init_seconds = time.perf_counter() - t_init
+        return model, init_seconds, ctx
 
     def run(
         self,
@@ -121,9 +327,9 @@ class RoundStep:
         y: torch.Tensor,
         *,
         round_index: int,
-        fresh_model: Callable[[], nn.Module],
-        initial_state: Mapping[str, torch.Tensor],
-        init_generator: torch.Generator,
+        fresh_model: Callable[[], nn.Module] | None = None,
+        initial_state: Mapping[str, torch.Tensor] | None = None,
+        init_generator: torch.Generator | None = None,
         train_generator: torch.Generator,
         device: torch.device | None = None,
         new_mask: torch.Tensor | None = None,
@@ -144,50 +350,67 @@ class RoundStep:
             new_mask: boolean mask over ``x``, True for the examples new this round.
             optimizer: the previous round's optimizer (used only with ``keep_optimizer_state``).
 
+        ``fresh_model``, ``initial_state`` and ``init_generator`` may be left out where the strategy does
+        not need them (:meth:`InitStrategy.needs`).
+
         Raises:
-            ActivewsError: ``init_round`` returned something else than an ``nn.Module``, or
-                ``check_model`` refused the model.
+            ActivewsError: see :meth:`initialize`; or a ``train_fn`` returned something unusable.
         """
-        ctx = InitContext(
-            round_index,
-            fresh_model,
-            initial_state,
-            init_generator,
-            x.device if device is None else device,
-            x,
-            y,
-            new_mask,
+        model, init_seconds, ctx = self.initialize(
+            model,
+            round_index=round_index,
+            fresh_model=fresh_model,
+            initial_state=initial_state,
+            init_generator=init_generator,
+            device=device,
+            x=x,
+            y=y,
+            new_mask=new_mask,
         )
-        if self.check_model:
-            self.strategy.check_model(model)
-        for diagnostic in self.diagnostics:
-            diagnostic.before_init(model, ctx)
-        init_seconds = 0.0
-        if round_index > 0:
-            t_init = time.perf_counter()
-            model = self.strategy.init_round(model, ctx)
-            if not isinstance(model, nn.Module):
-                name = self.name or self.strategy.name or type(self.strategy).__name__
-                raise ActivewsError(
-                    f"strategy {name!r}: init_round returned {type(model).__name__}, expected nn.Module"
-                )
-            if self.train.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            init_seconds = time.perf_counter() - t_init
         probes = [p for d in self.diagnostics if (p := d.before_training(model, ctx)) is not None]
         optimizer = optimizer_for(model, optimizer, self.train)
-        stats, optimizer = train_to_criterion(
-            model,
-            x,
-            y,
-            self.train,
-            train_generator,
-            optimizer=optimizer,
-            epochs=self.first_round_epochs if round_index == 0 else None,
-            probe=_one_probe(probes),
-            **training_hooks(self.strategy, ctx),
-        )
+        epochs = self.first_round_epochs if round_index == 0 else None
+        if self.train_fn is None:
+            stats, optimizer = train_to_criterion(
+                model,
+                x,
+                y,
+                self.train,
+                train_generator,
+                optimizer=optimizer,
+                epochs=epochs,
+                probe=_one_probe(probes),
+                **training_hooks(self.strategy, ctx),
+            )
+        else:
+            if probes:
+                raise ActivewsError(
+                    "diagnostics that watch training steps (grad_norms) need activews' own training; "
+                    "leave them out with a train_fn"
+                )
+            hooks = TrainHooks(
+                self.strategy,
+                ctx,
+                optimizer=optimizer,
+                generator=train_generator,
+                config=self.train,
+                epochs=epochs,
+            )
+            who = f"train_fn {getattr(self.train_fn, '__qualname__', self.train_fn)!r}"
+            t_train = time.perf_counter()
+            with global_rng_from(train_generator, ctx.device):
+                result = self.train_fn(model, x, y, hooks)
+            stats = as_train_stats(result, time.perf_counter() - t_train, who)
+            optimizer = hooks.optimizer
         fields: dict[str, Any] = {}
         for diagnostic in self.diagnostics:
             fields |= diagnostic.after_training(model, ctx)
         return RoundResult(model, optimizer, stats, init_seconds, ctx, fields)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")

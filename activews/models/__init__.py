@@ -9,9 +9,11 @@ from activews.models.base import (
     ModelParams,
     ModelSpec,
     build_model,
+    draw_seeded,
     meta_model,
     model_params,
     register_model,
+    same_architecture,
 )
 
 __all__ = [
@@ -19,7 +21,9 @@ __all__ = [
     "ModelParams",
     "ModelSpec",
     "build_model",
+    "draw_seeded",
     "meta_model",
     "model_params",
     "register_model",
+    "same_architecture",
 ]

@@ -23,6 +23,8 @@ __all__ = [
     "build_model",
     "model_params",
     "meta_model",
+    "draw_seeded",
+    "same_architecture",
 ]
 
 
@@ -105,6 +107,58 @@ def build_model(
             f"model {name!r}{_given(params)}: not enough memory for its weights on {device} "
             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); {_smaller(params)}"
         ) from None
+
+
+def draw_seeded(factory: Callable[[], Any], seed: int | None, *, who: str = "model factory") -> nn.Module:
+    """Call ``factory()`` with torch's global CPU RNG seeded by ``seed`` (forked: the caller's random
+    state is left as it was), so that a user's own ``nn.Module`` class or function draws reproducible
+    weights. ``seed=None`` calls it unseeded.
+
+    The factory should build its model on the CPU (move it afterwards): a CUDA RNG is not seeded here.
+
+    Raises:
+        ActivewsError: the factory returned something else than an ``nn.Module``.
+    """
+    if seed is None:
+        model = factory()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = factory()
+    if not isinstance(model, nn.Module):
+        raise ActivewsError(
+            f"{who} {_callable_name(factory)} returned {type(model).__name__}; it must return a new "
+            "torch.nn.Module each call"
+        )
+    return model
+
+
+def _callable_name(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return repr(name) if name else repr(obj)
+
+
+def same_architecture(model: nn.Module, reference: nn.Module) -> str | None:
+    """Why ``model`` cannot stand in for ``reference`` (one line), or None when every parameter and
+    buffer of the two has the same name, shape and dtype."""
+    mine = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    theirs = {k: (tuple(v.shape), v.dtype) for k, v in reference.state_dict().items()}
+    if mine == theirs:
+        return None
+    missing = [k for k in theirs if k not in mine]
+    extra = [k for k in mine if k not in theirs]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if extra:
+            parts.append(f"has extra {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
+        return " and ".join(parts)
+    name = next(k for k in theirs if mine[k] != theirs[k])
+    (shape, dtype), (ref_shape, ref_dtype) = mine[name], theirs[name]
+    if shape != ref_shape:
+        return f"{name} has shape {list(shape)} where the model has {list(ref_shape)}"
+    return f"{name} is {dtype} where the model's is {ref_dtype}"
 
 
 _TRAINING_COPIES = 4

@@ -18,9 +18,11 @@ from activews.strategies import (  # noqa: F401
     warm,
 )
 from activews.strategies.base import (
+    NEEDS,
     STRATEGIES,
     InitContext,
     InitStrategy,
+    RoundHooks,
     get_strategy,
     list_strategies,
     make_strategy,
@@ -29,9 +31,11 @@ from activews.strategies.base import (
 )
 
 __all__ = [
+    "NEEDS",
     "STRATEGIES",
     "InitContext",
     "InitStrategy",
+    "RoundHooks",
     "get_strategy",
     "list_strategies",
     "make_strategy",

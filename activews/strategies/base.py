@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -27,6 +26,7 @@ from activews.registry import Registry
 from activews.training import Step
 
 __all__ = [
+    "NEEDS",
     "InitContext",
     "InitStrategy",
     "STRATEGIES",
@@ -35,12 +35,28 @@ __all__ = [
     "list_strategies",
     "make_strategy",
     "training_hooks",
+    "RoundHooks",
 ]
 
 
-@dataclass
+NEEDS: dict[str, str] = {
+    "fresh_model": "pass fresh_model= (a function returning a new draw of the model; "
+    "activews.Reinitializer(..., factory=MyNet) builds it)",
+    "initial_state": "pass initial_state= (the state dict of the round-0 model, copied before round 0 trains: "
+    "{k: v.clone() for k, v in model.state_dict().items()})",
+    "generator": "pass generator=torch.Generator().manual_seed(seed)",
+    "data": "pass x_labeled= and y_labeled= (this round's labeled data)",
+}
+"""What a strategy may need from its :class:`InitContext`, and how a caller supplies each."""
+
+
 class InitContext:
     """What a strategy may use to initialize a round (and, in its training hooks, to train it).
+
+    Only ``round_index`` is required. A strategy says what else it needs (:meth:`InitStrategy.needs`);
+    the round step checks that before any training, and reading ``fresh_model``, ``initial_state`` or
+    ``generator`` where the caller gave none raises a one-line :class:`ActivewsError` that names the fix
+    (an empty ``initial_state`` counts as none).
 
     Attributes:
         round_index: the round about to be trained (1 for the first re-initialization; round 0 always
@@ -54,14 +70,91 @@ class InitContext:
         new_mask: boolean mask over the labeled data, True for examples that are new this round.
     """
 
-    round_index: int
-    fresh_model: Callable[[], nn.Module]
-    initial_state: Mapping[str, torch.Tensor]
-    generator: torch.Generator
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    x_labeled: torch.Tensor | None = None
-    y_labeled: torch.Tensor | None = None
-    new_mask: torch.Tensor | None = None
+    def __init__(
+        self,
+        round_index: int,
+        fresh_model: Callable[[], nn.Module] | None = None,
+        initial_state: Mapping[str, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        x_labeled: torch.Tensor | None = None,
+        y_labeled: torch.Tensor | None = None,
+        new_mask: torch.Tensor | None = None,
+    ) -> None:
+        self.round_index = round_index
+        self._fresh_model = fresh_model
+        self._initial_state = initial_state
+        self._generator = generator
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self.x_labeled = x_labeled
+        self.y_labeled = y_labeled
+        self.new_mask = new_mask
+
+    def has(self, need: str) -> bool:
+        """Whether the context holds ``need`` (one of :data:`NEEDS`)."""
+        if need == "fresh_model":
+            return self._fresh_model is not None
+        if need == "initial_state":
+            return bool(self._initial_state)
+        if need == "generator":
+            return self._generator is not None
+        if need == "data":
+            return self.x_labeled is not None and self.y_labeled is not None
+        raise ActivewsError(f"unknown context need {need!r}; the needs are {', '.join(NEEDS)}")
+
+    def _get(self, need: str, value: Any) -> Any:
+        if not self.has(need):
+            raise ActivewsError(
+                f"this round's InitContext has no {need}, which the strategy uses: {NEEDS[need]}"
+            )
+        return value
+
+    @property
+    def fresh_model(self) -> Callable[[], nn.Module]:
+        return self._get("fresh_model", self._fresh_model)
+
+    @fresh_model.setter
+    def fresh_model(self, value: Callable[[], nn.Module] | None) -> None:
+        self._fresh_model = value
+
+    @property
+    def initial_state(self) -> Mapping[str, torch.Tensor]:
+        return self._get("initial_state", self._initial_state)
+
+    @initial_state.setter
+    def initial_state(self, value: Mapping[str, torch.Tensor] | None) -> None:
+        self._initial_state = value
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self._get("generator", self._generator)
+
+    @generator.setter
+    def generator(self, value: torch.Generator | None) -> None:
+        self._generator = value
+
+    def replace(self, **changes: Any) -> InitContext:
+        """A copy with ``changes`` (keyword arguments of the constructor) applied."""
+        values = {
+            "round_index": self.round_index,
+            "fresh_model": self._fresh_model,
+            "initial_state": self._initial_state,
+            "generator": self._generator,
+            "device": self.device,
+            "x_labeled": self.x_labeled,
+            "y_labeled": self.y_labeled,
+            "new_mask": self.new_mask,
+        }
+        unknown = sorted(set(changes) - set(values))
+        if unknown:
+            raise ActivewsError(
+                f"InitContext has no field {unknown[0]!r}; the fields are {', '.join(values)}"
+            )
+        return InitContext(**(values | changes))
+
+    def __repr__(self) -> str:
+        given = [need for need in NEEDS if self.has(need)]
+        return f"InitContext(round_index={self.round_index}, device={self.device}, holds {given})"
 
 
 class InitStrategy(Configurable):
@@ -128,6 +221,18 @@ class InitStrategy(Configurable):
         cls = type(self)
         return (cls.loss_term is not InitStrategy.loss_term, cls.after_step is not InitStrategy.after_step)
 
+    def needs(self) -> frozenset[str]:
+        """What this strategy reads from its :class:`InitContext` besides the round index and device: a
+        subset of :data:`NEEDS` (``fresh_model``, ``initial_state``, ``generator``, ``data``).
+
+        The round step checks them before any training, so a caller that leaves one out gets a one-line
+        error naming it instead of a failure mid-run, and callers need not build what a strategy never
+        reads (``warm`` needs nothing). The default says nothing; a strategy that reads something
+        undeclared still gets a one-line error when it reads it. ``activews.testing.check_strategy``
+        checks the declaration: ``init_round`` and the hooks must work with only what is declared.
+        """
+        return frozenset()
+
     def check_model(self, model: nn.Module) -> None:
         """Raise :class:`ActivewsError` if this strategy cannot work on ``model`` (called before any training)."""
 
@@ -143,6 +248,59 @@ class InitStrategy(Configurable):
         """Restore what :meth:`state_dict` returned (on resume)."""
         if state:
             raise ActivewsError(f"{self.label()} is stateless but its checkpoint holds state {sorted(state)}")
+
+
+class RoundHooks:
+    """A strategy's training hooks for one round, for a training loop of one's own.
+
+    ``loss_term(model)`` is what to add to each minibatch's loss (``0.0`` when the strategy adds
+    nothing, so ``loss = loss + hooks.loss_term(model)`` always works); ``after_step(model, optimizer,
+    x=xb, y=yb)`` is what to call after each ``optimizer.step()`` (it counts the steps). Both cost
+    nothing for strategies without hooks (``warm``, ``random``, ``shrink_perturb``, ...).
+
+    Args:
+        strategy: the round's strategy.
+        ctx: the round's context (the one ``init_round`` saw).
+    """
+
+    def __init__(self, strategy: InitStrategy, ctx: InitContext) -> None:
+        self.strategy = strategy
+        self.ctx = ctx
+        self.uses_loss_term, self.uses_after_step = strategy.hooks()
+        self.steps = 0
+        """Optimizer steps reported through :meth:`after_step` in this round."""
+
+    def loss_term(self, model: nn.Module) -> torch.Tensor | float:
+        """The strategy's term to add to this minibatch's loss (``0.0`` if it adds none)."""
+        if not self.uses_loss_term:
+            return 0.0
+        term = self.strategy.loss_term(model, self.ctx)
+        return 0.0 if term is None else term
+
+    def after_step(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor | None = None,
+        y: torch.Tensor | None = None,
+        *,
+        epoch: int = 0,
+    ) -> None:
+        """Call after every ``optimizer.step()``, with the step's minibatch ``(x, y)``.
+
+        Raises:
+            ActivewsError: the strategy acts after steps (``redo``, ``continual_backprop``) and no
+                minibatch was given.
+        """
+        self.steps += 1
+        if not self.uses_after_step:
+            return
+        if x is None or y is None:
+            raise ActivewsError(
+                f"{self.strategy.label()} acts after every optimizer step on the step's minibatch: "
+                "call after_step(model, optimizer, x=xb, y=yb)"
+            )
+        self.strategy.after_step(model, Step(self.steps, epoch, x, y, optimizer), self.ctx)
 
 
 def training_hooks(strategy: InitStrategy, ctx: InitContext) -> dict[str, Callable[..., Any]]:

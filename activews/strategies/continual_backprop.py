@@ -149,6 +149,9 @@ class ContinualBackprop(InitStrategy):
 
     # ----------------------------------------------------------------------------------- the method
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"fresh_model"})
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         return model
 

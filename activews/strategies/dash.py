@@ -211,6 +211,9 @@ class Dash(InitStrategy):
                 f"{self.label()} shrinks Linear and Conv layers, and the model has none; use shrink_perturb"
             )
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"data"})
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         direction = self.negative_gradient_ema(model, ctx)
         direction_aware_shrink(model, direction, self.params.lam)

@@ -47,6 +47,9 @@ class L2Init(InitStrategy):
         self._source: Mapping[str, torch.Tensor] | None = None
         self._anchors: dict[str, torch.Tensor] = {}
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"initial_state"})
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         return model
 

@@ -92,6 +92,9 @@ class PartialReset(InitStrategy):
     def check_model(self, model: nn.Module) -> None:
         self.selected(model)
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"fresh_model"})
+
     @torch.no_grad()
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         chosen = self.selected(model)

@@ -21,5 +21,8 @@ class RandomInit(InitStrategy):
     reference = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475"
     batchnorm = "fresh running statistics (new model)"
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"fresh_model"})
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         return ctx.fresh_model()

@@ -111,6 +111,9 @@ class ReDo(InitStrategy):
         self._recycled += n
         return n
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"fresh_model", "data"} if self.params.at_round_start else {"fresh_model"})
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         if not self.params.at_round_start:
             return model

@@ -23,6 +23,9 @@ class ResetToInit(InitStrategy):
     reference = "Frankle & Carbin, ICLR 2019, arXiv:1803.03635"
     batchnorm = "running statistics restored to their round-0 values"
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"initial_state"})
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         load_state_in_place(model, dict(ctx.initial_state))
         return model

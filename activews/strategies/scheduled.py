@@ -145,6 +145,17 @@ class Scheduled(InitStrategy):
         flags = [s.hooks() for s in subs]
         return any(f[0] for f in flags), any(f[1] for f in flags)
 
+    def needs(self) -> frozenset[str]:
+        """What any sub-strategy needs, with any parameter set it will run with."""
+        try:
+            needs = set()
+            for params in (self._base, *self._per_round):
+                self.ordinary.params = params
+                needs |= self.ordinary.needs()
+        finally:
+            self.ordinary.params = self._base
+        return frozenset(needs | (self.resetter.needs() if self.resetter is not None else set()))
+
     # ------------------------------------------------------------------------------- forwarded seams
 
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:

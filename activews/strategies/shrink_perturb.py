@@ -41,6 +41,15 @@ class ShrinkPerturb(InitStrategy):
     reference = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475 (section 4)"
     batchnorm = "running statistics from a fresh model (buffers='fresh', default) or kept (buffers='keep')"
 
+    def needs(self) -> frozenset[str]:
+        p = self.params
+        needs = set()
+        if p.noise == "fresh_init" or p.buffers == "fresh":
+            needs.add("fresh_model")
+        if p.noise == "gaussian" and p.perturb > 0:
+            needs.add("generator")
+        return frozenset(needs)
+
     @torch.no_grad()
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         p = self.params

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 import torch
@@ -31,9 +30,7 @@ def labeled(n: int = 96, n_new: int = 32, seed: int = 11) -> tuple[torch.Tensor,
 
 def data_ctx(trained, seed: int = 3, round_index: int = 1, **data) -> InitContext:
     x, y, mask = labeled(**data)
-    return dataclasses.replace(
-        trained.ctx(seed), round_index=round_index, x_labeled=x, y_labeled=y, new_mask=mask
-    )
+    return trained.ctx(seed).replace(round_index=round_index, x_labeled=x, y_labeled=y, new_mask=mask)
 
 
 def mean_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -159,7 +156,7 @@ def test_with_real_gradients_aligned_weights_stay_and_opposite_ones_shrink():
             model[0].weight.copy_(sign * 1e-4 * neg["0.weight"] / neg["0.weight"].norm())
             model[0].bias.copy_(sign * 1e-4 * neg["0.bias"] / neg["0.bias"].norm())
         before = snapshot(model)
-        Dash(alpha=1.0).init_round(model, dataclasses.replace(ctx))
+        Dash(alpha=1.0).init_round(model, ctx.replace())
         for key in ("0.weight", "0.bias"):
             ratio = model.state_dict()[key] / before[key]
             torch.testing.assert_close(ratio, torch.full_like(ratio, expected), atol=2e-3, rtol=0)
@@ -172,7 +169,7 @@ def test_gradient_is_an_ema_over_arrival_groups_oldest_first(trained_cnn):
     x, y, mask = labeled(n=96, n_new=32)
     strategy = Dash(alpha=0.3)
     strategy.groups = [40]  # round 1 added 24 to a round-0 set of 40, remembered from earlier rounds
-    ctx = dataclasses.replace(data_ctx(trained_cnn), round_index=2, x_labeled=x, y_labeled=y, new_mask=mask)
+    ctx = data_ctx(trained_cnn).replace(round_index=2, x_labeled=x, y_labeled=y, new_mask=mask)
     got = strategy.negative_gradient_ema(trained_cnn.copy(), ctx)
     assert strategy.groups == [40, 24, 32]
     g = [mean_gradient(trained_cnn.model, x[a:b], y[a:b]) for a, b in ((0, 40), (40, 64), (64, 96))]
@@ -186,10 +183,8 @@ def test_gradient_is_an_ema_over_arrival_groups_oldest_first(trained_cnn):
 def test_new_examples_are_grouped_by_the_mask_wherever_they_are(trained_mlp):
     x, y, mask = labeled(n=60, n_new=20)
     perm = torch.randperm(60, generator=torch.Generator().manual_seed(0))
-    shuffled = dataclasses.replace(
-        data_ctx(trained_mlp), x_labeled=x[perm], y_labeled=y[perm], new_mask=mask[perm]
-    )
-    ordered = dataclasses.replace(data_ctx(trained_mlp), x_labeled=x, y_labeled=y, new_mask=mask)
+    shuffled = data_ctx(trained_mlp).replace(x_labeled=x[perm], y_labeled=y[perm], new_mask=mask[perm])
+    ordered = data_ctx(trained_mlp).replace(x_labeled=x, y_labeled=y, new_mask=mask)
     a = Dash(alpha=1.0).negative_gradient_ema(trained_mlp.copy(), shuffled)
     b = Dash(alpha=1.0).negative_gradient_ema(trained_mlp.copy(), ordered)
     for key in a:
@@ -248,10 +243,10 @@ def test_state_round_trips_through_a_weights_only_checkpoint(tmp_path, trained_m
 
 def test_without_labeled_data_it_says_what_to_pass(trained_mlp):
     with pytest.raises(ActivewsError, match="needs the round's labeled data") as exc:
-        no_data = dataclasses.replace(trained_mlp.ctx(0), x_labeled=None, y_labeled=None, new_mask=None)
+        no_data = trained_mlp.ctx(0).replace(x_labeled=None, y_labeled=None, new_mask=None)
         Dash().init_round(trained_mlp.copy(), no_data)
     assert_one_line(str(exc.value))
-    bad_mask = dataclasses.replace(data_ctx(trained_mlp), new_mask=torch.zeros(3, dtype=torch.bool))
+    bad_mask = data_ctx(trained_mlp).replace(new_mask=torch.zeros(3, dtype=torch.bool))
     with pytest.raises(ActivewsError, match="new_mask has 3 entries for 96") as exc:
         Dash().init_round(trained_mlp.copy(), bad_mask)
     assert_one_line(str(exc.value))

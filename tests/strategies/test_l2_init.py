@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 import torch
@@ -59,7 +58,7 @@ def test_cache_follows_the_context(trained_mlp):
     assert all(strategy._anchors[k] is v for k, v in anchors.items())  # moved once, then reused
     # another run's initial state: the term follows it, not the cached one
     other = {k: torch.zeros_like(v) for k, v in trained_mlp.initial_state.items()}
-    zero_ctx = dataclasses.replace(ctx, initial_state=other)
+    zero_ctx = ctx.replace(initial_state=other)
     torch.testing.assert_close(strategy.loss_term(model, zero_ctx).detach(), distance_sq(model, other))
     torch.testing.assert_close(strategy.loss_term(model, ctx), first)
     # another dtype: the anchors are converted again
@@ -77,7 +76,7 @@ def test_pulls_the_weights_toward_their_initial_values_in_training(trained_mlp):
     plain, pulled = trained_mlp.copy(), trained_mlp.copy()
     train_to_criterion(plain, x, y, cfg, torch.Generator().manual_seed(1), epochs=3)
     strategy = L2Init(lam=0.1)
-    ctx = dataclasses.replace(trained_mlp.ctx(0), x_labeled=x, y_labeled=y)
+    ctx = trained_mlp.ctx(0).replace(x_labeled=x, y_labeled=y)
     hooks = training_hooks(strategy, ctx)
     assert set(hooks) == {"loss_term"}
     train_to_criterion(pulled, x, y, cfg, torch.Generator().manual_seed(1), epochs=3, **hooks)
@@ -90,13 +89,13 @@ def test_mismatched_initial_state_errors(trained_mlp):
     model = trained_mlp.copy()
     missing = {k: v for k, v in trained_mlp.initial_state.items() if k != "5.bias"}
     with pytest.raises(ActivewsError, match="no entry for parameter '5.bias'") as exc:
-        L2Init().loss_term(model, dataclasses.replace(trained_mlp.ctx(0), initial_state=missing))
+        L2Init().loss_term(model, trained_mlp.ctx(0).replace(initial_state=missing))
     assert_one_line(str(exc.value))
     wrong = dict(trained_mlp.initial_state) | {"5.bias": torch.zeros(3)}
     with pytest.raises(
         ActivewsError, match=r"has shape \(3,\) but the model's parameter has shape \(10,\)"
     ) as exc:
-        L2Init().loss_term(model, dataclasses.replace(trained_mlp.ctx(0), initial_state=wrong))
+        L2Init().loss_term(model, trained_mlp.ctx(0).replace(initial_state=wrong))
     assert_one_line(str(exc.value))
 
 

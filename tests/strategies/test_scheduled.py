@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 from pathlib import Path
@@ -204,7 +203,7 @@ def test_sub_strategy_state_round_trips(tmp_path, trained_mlp, recorder):
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(50, *INPUT_SHAPE, generator=gen), torch.randint(0, NUM_CLASSES, (50,), generator=gen)
     mask = torch.arange(50) >= 30
-    ctx = dataclasses.replace(ctx_at(trained_mlp, 1), x_labeled=x, y_labeled=y, new_mask=mask)
+    ctx = ctx_at(trained_mlp, 1).replace(x_labeled=x, y_labeled=y, new_mask=mask)
     strategy.init_round(trained_mlp.copy(), ctx)
     state = strategy.state_dict()
     assert state["strategy"] == {"groups": [30, 20]}
