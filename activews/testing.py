@@ -48,7 +48,7 @@ from torch import nn
 
 from activews.errors import ActivewsError
 from activews.models import build_model
-from activews.strategies import InitContext, InitStrategy, get_strategy, training_hooks
+from activews.strategies import NEEDS, InitContext, InitStrategy, get_strategy, training_hooks
 from activews.streams import BatchSelector, ModelView, ScoringSelector, get_acquisition
 from activews.streams.acquisition import RowWise
 from activews.training import TrainConfig, train_to_criterion
@@ -381,6 +381,7 @@ def _run(
     save_after: int | None = None,
     resume: dict[str, Any] | None = None,
     on_hooks: Callable[[InitStrategy, InitContext, nn.Module], None] | None = None,
+    only_needs: bool = False,
 ) -> _Run:
     """Run the strategy through ``len(ROUND_SIZES)`` rounds as a bench's arm does.
 
@@ -388,6 +389,7 @@ def _run(
     hooks run in every round. ``save_after=r`` keeps a checkpoint after round ``r`` (model,
     generators, the strategy's state written with ``torch.save`` as bytes); ``resume`` continues from
     such a checkpoint with a fresh strategy instance that loads the state with ``weights_only=True``.
+    ``only_needs``: each round's context holds only what ``strategy.needs()`` declares.
     """
     x, y = (t.clone() for t in _data())
     strategy = _make(cls, params)
@@ -417,6 +419,14 @@ def _run(
                 y[:n],
                 torch.arange(n) >= n - new,
             )
+            if only_needs:
+                needs = strategy.needs()
+                ctx = ctx.replace(
+                    fresh_model=fresh_model if "fresh_model" in needs else None,
+                    initial_state=initial_state if "initial_state" in needs else None,
+                    generator=init_gen if "generator" in needs else None,
+                    **({} if "data" in needs else {"x_labeled": None, "y_labeled": None, "new_mask": None}),
+                )
             if r > 0:
                 model = _require_module(strategy.init_round(model, ctx))
             if on_hooks is not None:
@@ -826,6 +836,33 @@ def check_training_hooks(cls: type[InitStrategy], params: Any, models: tuple[str
 
 
 @_strategy_check
+def check_needs_declared(cls: type[InitStrategy], params: Any, models: tuple[str, ...]) -> None:
+    """``needs()`` is a subset of :data:`activews.strategies.NEEDS`, and a short run whose contexts hold
+    only what it declares works: callers may leave out the rest (``warm`` needs no initial state)."""
+    needs = _make(cls, params).needs()
+    _require(
+        isinstance(needs, frozenset) and needs <= set(NEEDS),
+        f"needs() returned {needs!r}, not a frozenset of {', '.join(NEEDS)}",
+        "return e.g. frozenset({'fresh_model'}) naming what init_round and the hooks read from ctx",
+    )
+    for key in _usable_models(cls, params, models):
+        try:
+            _run(cls, params, key, only_needs=True)
+        except ActivewsError as exc:
+            text = _one_line(exc)
+            missing = next(
+                (n for n in NEEDS if f"no {n}," in text), "data" if "labeled data" in text else None
+            )
+            if missing is None:
+                raise
+            raise _Failure(
+                f"on {key}: with a context holding only what needs() declares ({', '.join(sorted(needs)) or 'nothing'}), "
+                f"it failed: {text[:160]}",
+                f"add {missing!r} to needs()",
+            ) from None
+
+
+@_strategy_check
 def check_state_dict_round_trip(cls: type[InitStrategy], params: Any, models: tuple[str, ...]) -> None:
     """Resume gives the same numbers: the state after round 1, saved with ``torch.save`` and read back with
     ``torch.load(weights_only=True)`` into a fresh instance, continues exactly as the uninterrupted run."""
@@ -876,6 +913,7 @@ STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
     check_deterministic,
     check_randomness_from_ctx,
     check_initial_state_untouched,
+    check_needs_declared,
     check_state_dict_round_trip,
 )
 """Every strategy check, in the order :func:`check_strategy` runs them."""

@@ -41,19 +41,37 @@ __all__ = [
     "uses_channels_last",
 ]
 
-DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
+DROPOUT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.dropout._DropoutNd,)
+"""torch's dropout base class: ``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``
+and libraries' dropouts built on it."""
+
+_STOCHASTIC_NAMES = ("Dropout", "DropPath", "DropBlock")
+"""Class-name parts of modules that draw random masks in their forward pass (besides torch's dropouts)."""
 
 
 def dropout_layers(model: nn.Module) -> list[nn.Module]:
-    """The dropout layers of ``model`` that drop something (``p > 0``): torch's Dropout classes."""
-    return [m for m in model.modules() if isinstance(m, DROPOUT_TYPES) and m.p > 0]
+    """The modules of ``model`` that draw random masks from torch's global RNG in their forward pass.
+
+    Covered: every subclass of torch's ``_DropoutNd`` (``nn.Dropout``, ``Dropout1d/2d/3d``,
+    ``AlphaDropout``, ``FeatureAlphaDropout``, and libraries' dropouts built on it, such as baal's
+    ``Dropout`` and ``ConsistentDropout``), and every module whose class name contains ``Dropout``,
+    ``DropPath`` or ``DropBlock`` (MC-dropout wrappers, stochastic depth). A module whose ``p``,
+    ``drop_prob`` or ``drop_rate`` is 0 drops nothing and is left out. A model that draws randomness in
+    ``forward`` otherwise (``F.dropout`` called in its own ``forward``) is not seen: give it a module of
+    the kinds above, or train it through ``train_fn`` (whose call is always seeded).
+    """
+    found = []
+    for module in model.modules():
+        if not (
+            isinstance(module, DROPOUT_TYPES)
+            or any(part in type(module).__name__ for part in _STOCHASTIC_NAMES)
+        ):
+            continue
+        rate = next((getattr(module, a) for a in ("p", "drop_prob", "drop_rate") if hasattr(module, a)), None)
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate <= 0:
+            continue
+        found.append(module)
+    return found
 
 
 @contextlib.contextmanager

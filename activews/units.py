@@ -165,7 +165,7 @@ WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, n
 """Layers that can feed or read a group of units."""
 
 _NORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_DROPOUTS = DROPOUT_TYPES  # the trainer seeds the masks of exactly these
+_DROPOUTS = DROPOUT_TYPES  # torch's dropouts and those built on them (the trainer seeds their masks)
 _CHANNELWISE_POOLS: tuple[type[nn.Module], ...] = (
     nn.Identity,
     nn.MaxPool1d,

@@ -47,6 +47,9 @@ class ShrinkToInit(InitStrategy):
     reference = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475 (a variant); Kumar et al. 2023, arXiv:2308.11958"
     batchnorm = "running statistics kept from the previous round"
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"initial_state"})  # what init_round reads from ctx (checked before training)
+
     @torch.no_grad()
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         alpha = self.params.alpha

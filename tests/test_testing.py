@@ -63,6 +63,9 @@ class Noisy(Halve):
 
     reference = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475 (a variant)"
 
+    def needs(self):
+        return frozenset({"generator"})
+
     @torch.no_grad()
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         model = super().init_round(model, ctx)
@@ -94,6 +97,9 @@ class Counting(Halve):
 
 class PullToInit(Halve):
     """Halve, and pull the weights toward round 0 during training (a loss term)."""
+
+    def needs(self):
+        return frozenset({"initial_state"})
 
     def loss_term(self, model, ctx):
         return 1e-3 * sum(((p - ctx.initial_state[n]) ** 2).sum() for n, p in model.named_parameters())
@@ -243,11 +249,31 @@ class MakesNaN(Halve):
 class SharesInitialState(Halve):
     """Points the parameters at ctx.initial_state's tensors, so training then changes round 0's copy."""
 
+    def needs(self):
+        return frozenset({"initial_state"})
+
     @torch.no_grad()
     def init_round(self, model, ctx):
         for name, p in model.named_parameters():
             p.data = ctx.initial_state[name]
         return model
+
+
+class UndeclaredNeed(Halve):
+    """Reads the round-0 weights without saying so in needs()."""
+
+    @torch.no_grad()
+    def init_round(self, model, ctx):
+        for name, p in model.named_parameters():
+            p.add_(ctx.initial_state[name], alpha=0.1)
+        return model
+
+
+class NeedsSomethingUnknown(Halve):
+    """Declares a need that does not exist."""
+
+    def needs(self):
+        return frozenset({"gpu"})
 
 
 class VectorLossTerm(Halve):
@@ -345,6 +371,8 @@ BROKEN_STRATEGIES = [
     (GlobalNoise, "check_randomness_from_ctx"),
     (GlobalNoiseInHook, "check_randomness_from_ctx"),
     (SharesInitialState, "check_initial_state_untouched"),
+    (UndeclaredNeed, "check_needs_declared"),
+    (NeedsSomethingUnknown, "check_needs_declared"),
     (Forgetful, "check_state_dict_round_trip"),
     (UnsafeState, "check_state_dict_round_trip"),
     (RefusesItsOwnState, "check_state_dict_round_trip"),

@@ -52,7 +52,16 @@ from activews.training import (
     train_to_criterion,
 )
 
-__all__ = ["RoundResult", "RoundStep", "TrainFn", "TrainHooks", "optimizer_for", "as_train_stats"]
+__all__ = [
+    "RoundResult",
+    "RoundStep",
+    "TrainFn",
+    "TrainHooks",
+    "as_train_stats",
+    "checked_factory",
+    "model_device",
+    "optimizer_for",
+]
 
 
 class TrainHooks(RoundHooks):
@@ -287,7 +296,7 @@ class RoundStep:
                 ``fresh_model`` draw is not a new module of the model's architecture.
         """
         if device is None:
-            device = x.device if x is not None else _device_of(model)
+            device = x.device if x is not None else model_device(model)
         ctx = InitContext(
             round_index,
             None if fresh_model is None else checked_factory(fresh_model, model, "fresh_model"),
@@ -408,7 +417,8 @@ class RoundStep:
         return RoundResult(model, optimizer, stats, init_seconds, ctx, fields)
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (else buffer); the CPU for a model without tensors."""
     for tensor in model.parameters():
         return tensor.device
     for tensor in model.buffers():

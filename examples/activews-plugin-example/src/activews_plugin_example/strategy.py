@@ -35,6 +35,9 @@ class NormToInit(InitStrategy):
     reference = "Lyle et al., NeurIPS 2024 (Normalize-and-Project's projection, once per round)"
     batchnorm = "running statistics kept from the previous round"
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"initial_state"})  # reads ctx.initial_state; callers may leave out the rest
+
     @torch.no_grad()
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         mix, min_ndim = self.params.mix, self.params.min_ndim
