@@ -24,10 +24,12 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from activews.engine.arm import ProgressEvent, run_arm
     from activews.engine.bench import BenchResult, run_bench
     from activews.engine.config import REFERENCE_ARMS, BenchConfig
-    from activews.engine.step import RoundResult, RoundStep
+    from activews.engine.step import RoundResult, RoundStep, TrainHooks
     from activews.engine.summary import summarize
     from activews.errors import ActivewsError
     from activews.models import ModelParams, build_model, register_model
+    from activews.reinit import Reinitializer
+    from activews.roundlog import RoundLog
     from activews.sklearn import WarmStartClassifier
     from activews.strategies import (
         InitContext,
@@ -52,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "run_arm": "activews.engine.arm",
     "RoundStep": "activews.engine.step",
     "RoundResult": "activews.engine.step",
+    "TrainHooks": "activews.engine.step",
     "summarize": "activews.engine.summary",
     "ActivewsError": "activews.errors",
     "Dataset": "activews.data",
@@ -62,6 +65,8 @@ _EXPORTS: dict[str, str] = {
     "ModelParams": "activews.models",
     "build_model": "activews.models",
     "register_model": "activews.models",
+    "RoundLog": "activews.roundlog",
+    "Reinitializer": "activews.reinit",
     "InitContext": "activews.strategies",
     "InitStrategy": "activews.strategies",
     "get_strategy": "activews.strategies",
@@ -97,11 +102,14 @@ __all__ = [
     "ProgressEvent",
     "REFERENCE_ARMS",
     "Round",
+    "Reinitializer",
+    "RoundLog",
     "RoundResult",
     "RoundStep",
     "Step",
     "Stream",
     "TrainConfig",
+    "TrainHooks",
     "TrainStats",
     "WarmStartClassifier",
     "__version__",

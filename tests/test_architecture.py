@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine", ("activews.engine",)),
     ("report", ("activews.report",)),
     ("reproduce", ("activews.reproduce",)),
-    ("adapters", ("activews.sklearn", "activews.testing")),
+    ("adapters", ("activews.sklearn", "activews.testing", "activews.roundlog", "activews.reinit")),
     ("cli", ("activews.cli", "activews.__main__")),
     ("package", ("activews",)),
 ]

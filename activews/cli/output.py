@@ -8,17 +8,20 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from activews.report.tables import compute_table, penalty_table, protocol_title, selection_table
+from activews.report.tables import protocol_title, result_tables
 
 __all__ = ["print_result"]
 
 
-def print_result(console: Console, result: Any, *, after_run: bool = False) -> None:
+def print_result(
+    console: Console, result: Any, *, after_run: bool = False, reference: str = "random"
+) -> None:
     """The penalty and compute tables of one experiment, and its selection split when it recorded one.
 
     Read back from a store (``after_run=False``), a line naming the protocol (and the experiment of a
     grid) comes first. After a run, whose header already named the protocol, the experiment's label goes
-    in the penalty table's title and the protocol line follows the tables, as a caption.
+    in the penalty table's title and the protocol line follows the tables, as a caption. ``reference`` is
+    the arm penalties are measured against (a :class:`~activews.roundlog.RoundLog` may name another).
     """
     label = result.label
     if not after_run:
@@ -27,18 +30,11 @@ def print_result(console: Console, result: Any, *, after_run: bool = False) -> N
         )
     if not result.summary:  # no finished round yet
         return
+    title = None
     if after_run:
         where = f" \\[{escape(label)}]" if label else ""
-        console.print(
-            penalty_table(
-                result.summary, title=f"Warm-start penalty vs random{where} (accuracy points, final round)"
-            )
-        )
-    else:
-        console.print(penalty_table(result.summary))
-    console.print(compute_table(result.summary))
-    split = selection_table(result.summary)
-    if split is not None:
-        console.print(split)
+        title = f"Warm-start penalty vs {escape(reference)}{where} (accuracy points, final round)"
+    for table in result_tables(result.summary, title=title, reference=reference):
+        console.print(table)
     if after_run:
         console.print(escape(protocol_title(result.config)), highlight=False)

@@ -21,6 +21,7 @@ from activews.errors import ActivewsError
 from activews.files import atomic_write, check_writable_file, probe_writable, to_jsonable
 from activews.report import records_csv, write_run_folder
 from activews.reproduce import protocol_of_run, write_protocol_report
+from activews.roundlog import RoundLog, is_roundlog_folder
 
 __all__ = ["RUNS_ROOT", "add_commands", "cmd_report", "cmd_runs", "load_run", "resolve_run"]
 
@@ -44,7 +45,9 @@ def add_commands(sub: Any) -> None:
     re_.add_argument("--output", metavar="PATH", help="file to write (default: standard output)")
 
     p = sub.add_parser("report", help="print a run's tables and write its figures and HTML page")
-    p.add_argument("run", metavar="RUN", help="run folder, or its name under runs/")
+    p.add_argument(
+        "run", metavar="RUN", help="run folder, or its name under runs/ (or a folder RoundLog.save wrote)"
+    )
     p.add_argument(
         "--output", metavar="DIR", help="where to write figures and report.html (default: the run folder)"
     )
@@ -199,6 +202,11 @@ def _check_report_target(target: Path, given: bool) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    for candidate in (Path(args.run), RUNS_ROOT / args.run):
+        if is_roundlog_folder(candidate):  # saved by activews.RoundLog: no store; records.json holds the rows
+            return _report_roundlog(candidate, args)
+        if candidate.exists():
+            break
     folder = resolve_run(args.run)
     results = load_run(folder)
     if not any(r.records for r in results):
@@ -215,5 +223,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         for table in report.tables:
             console.print(table.rich())
         written += [target / "protocol.md", target / "protocol.json", *(target / f for f in report.figures)]
+    console.print(f"wrote {len(written)} files to {escape(str(target))}/ (open report.html)", highlight=False)
+    return 0
+
+
+def _report_roundlog(folder: Path, args: argparse.Namespace) -> int:
+    """``activews report`` of a folder written by :meth:`activews.RoundLog.save`: its tables, and its
+    files written again (into ``--output`` if given)."""
+    log = RoundLog.load(folder)
+    target = Path(args.output) if args.output else folder
+    _check_report_target(target, bool(args.output))
+    written = log.save(target)
+    console = Console()
+    print_result(console, log.result(), reference=log.reference)
     console.print(f"wrote {len(written)} files to {escape(str(target))}/ (open report.html)", highlight=False)
     return 0

@@ -35,9 +35,17 @@ def _area(accuracies: Sequence[float]) -> float:
 
 
 def _mean_field(rows: Sequence[dict[str, Any]], key: str) -> float | None:
-    """Mean of ``key`` over ``rows``; None when hand-made records lack it."""
-    values = [row[key] for row in rows if key in row]
-    return float(np.mean(values)) if len(values) == len(rows) else None
+    """Mean of ``key`` over ``rows``; None when a row lacks it or holds None (hand-made records, or a
+    :class:`~activews.roundlog.RoundLog` that was not given the field)."""
+    values = [row.get(key) for row in rows]
+    return float(np.mean(values)) if values and all(v is not None for v in values) else None
+
+
+def _reached_target(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Share of rounds that stopped at the target accuracy; None when a row records no stop reason."""
+    if any(row.get("stop_reason") is None for row in rows):
+        return None
+    return float(np.mean([row["stop_reason"] == "target" for row in rows]))
 
 
 def _diagnostic_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
@@ -110,7 +118,9 @@ def summarize(
 
     Records are grouped by ``arm`` (falling back to ``strategy``). Penalties and ratios are paired by
     seed (and by round for the per-round penalty); seeds missing from either arm, or with fewer
-    finished rounds, are left out of the pairing.
+    finished rounds, are left out of the pairing. ``seconds``/``cumulative_seconds``, ``n_labeled`` and
+    ``stop_reason`` may be absent or None (a loop of one's own, see :class:`~activews.roundlog.RoundLog`):
+    then ``time_ratio`` and ``seconds``, the per-round ``n_labeled``, or ``reached_target`` are None.
     """
     by_arm: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for rec in records:
@@ -135,9 +145,17 @@ def summarize(
         steps_ratio = [
             seeds[s][-1]["cumulative_steps"] / max(1, ref[s][-1]["cumulative_steps"]) for s in paired
         ]
-        time_ratio = [
-            seeds[s][-1]["cumulative_seconds"] / max(1e-12, ref[s][-1]["cumulative_seconds"]) for s in paired
-        ]
+        timed = all(
+            rows[-1].get("cumulative_seconds") is not None for s in paired for rows in (seeds[s], ref[s])
+        )
+        time_ratio = (
+            [
+                seeds[s][-1]["cumulative_seconds"] / max(1e-12, ref[s][-1]["cumulative_seconds"])
+                for s in paired
+            ]
+            if timed
+            else []
+        )
         n_rounds = min(len(rows) for rows in seeds.values())
         per_round = []
         for r in range(n_rounds):
@@ -147,7 +165,7 @@ def summarize(
             per_round.append(
                 {
                     "round": r,
-                    "n_labeled": float(np.mean([rows[r]["n_labeled"] for rows in seeds.values()])),
+                    "n_labeled": _mean_field([rows[r] for rows in seeds.values()], "n_labeled"),
                     "accuracy": a_mean,
                     "accuracy_ci": a_ci,
                     "penalty": p_mean,
@@ -185,8 +203,8 @@ def summarize(
                 "time_ratio": t_ratio,
                 "time_ratio_ci": t_ratio_ci,
                 "steps": float(np.mean([rows[-1]["cumulative_steps"] for rows in seeds.values()])),
-                "seconds": float(np.mean([rows[-1]["cumulative_seconds"] for rows in seeds.values()])),
-                "reached_target": float(np.mean([row["stop_reason"] == "target" for row in all_rows])),
+                "seconds": _mean_field([rows[-1] for rows in seeds.values()], "cumulative_seconds"),
+                "reached_target": _reached_target(all_rows),
                 **split,
                 "per_round": per_round,
             }

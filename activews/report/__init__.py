@@ -10,6 +10,7 @@ from activews.report.tables import (
     fmt_ci,
     penalty_table,
     protocol_title,
+    result_tables,
     selection_table,
     strategies_table,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "plot_accuracy",
     "protocol_title",
     "records_csv",
+    "result_tables",
     "selection_table",
     "strategies_table",
     "write_run_folder",

@@ -53,15 +53,31 @@ def records_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_run_folder(results: list[BenchResult], folder: str | Path, *, plot: bool = True) -> list[Path]:
+def write_run_folder(
+    results: list[BenchResult],
+    folder: str | Path,
+    *,
+    plot: bool = True,
+    reference: str = "random",
+    then: str | None = None,
+) -> list[Path]:
     """Write records (CSV, JSON), the summary, figures and ``report.html`` of a run into ``folder``.
 
     A single experiment's figures go into the folder itself; a sweep's into ``e<i>/`` per experiment.
     Everything here can be regenerated from the store with ``activews report``.
+
+    Args:
+        results: one result per experiment.
+        folder: the run folder (created if missing).
+        plot: also draw the figures and ``report.html``.
+        reference: the arm penalties are measured against (figures and page).
+        then: how to write the files again after a failed write (ends the error's message; default:
+            with ``activews report FOLDER``, as the store holds every round).
     """
     folder = Path(folder)
     written: list[Path] = []
-    then = f"then write them again with 'activews report {folder}'"  # the store holds every round
+    if then is None:
+        then = f"then write them again with 'activews report {folder}'"  # the store holds every round
 
     def put(path: Path, data: str | bytes) -> None:
         try:
@@ -80,9 +96,10 @@ def write_run_folder(results: list[BenchResult], folder: str | Path, *, plot: bo
     if plot:
         all_figs = []
         for i, result in enumerate(results):
-            figs = figures(result)
+            figs = figures(result, reference=reference)
             all_figs.append(figs)
             for name, png in figs.items():
                 put(folder / (f"e{i}" if sweep else "") / name, png)
-        put(folder / "report.html", html_report(results, all_figs, title=f"activews run {folder.name}"))
+        page = html_report(results, all_figs, title=f"activews run {folder.name}", reference=reference)
+        put(folder / "report.html", page)
     return written

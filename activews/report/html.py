@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from activews.engine.bench import BenchResult
-from activews.report.tables import fmt_ci, protocol_title
+from activews.report.tables import fmt_ci, fmt_time_ratio, protocol_title
 
 __all__ = ["html_report"]
 
@@ -24,14 +24,14 @@ def _td(text: str, cls: str = "n") -> str:
     return f'<td class="{cls}">{html.escape(text)}</td>'
 
 
-def _summary_html(summary: list[dict[str, Any]]) -> str:
+def _summary_html(summary: list[dict[str, Any]], reference: str = "random") -> str:
     head = (
         "<tr><th>arm</th><th>final acc %</th><th>penalty (pts)</th><th>95% CI</th><th>area penalty</th>"
         "<th>step ratio</th><th>time ratio</th><th>steps</th><th>train s</th><th>hit target</th></tr>"
     )
     rows = []
     for r in summary:
-        ref = r["arm"] == "random"
+        ref = r["arm"] == reference
         ci = r.get("penalty_ci")
         cls = "bad" if ci and ci[0] > 0 and not ref else ("good" if ci and ci[1] < 0 and not ref else "")
         rows.append(
@@ -41,22 +41,30 @@ def _summary_html(summary: list[dict[str, Any]]) -> str:
             + _td("" if ref else fmt_ci(ci, digits=2))
             + _td("" if ref or r.get("auc_penalty") is None else f"{r['auc_penalty'] * 100:+.2f}")
             + _td("n/a" if r.get("compute_ratio") is None else f"{r['compute_ratio']:.2f}")
-            + _td("n/a" if r.get("time_ratio") is None else f"{r['time_ratio']:.2f}")
+            + _td(fmt_time_ratio(r))
             + _td(f"{r['steps']:,.0f}")
-            + _td(f"{r['seconds']:.1f}")
-            + _td(f"{r['reached_target']:.0%}")
+            + _td("-" if r.get("seconds") is None else f"{r['seconds']:.1f}")
+            + _td("-" if r.get("reached_target") is None else f"{r['reached_target']:.0%}")
             + "</tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def html_report(results: list[BenchResult], figs: list[dict[str, bytes]], title: str = "activews run") -> str:
-    """One self-contained HTML page (figures embedded as data URIs) for one or more experiments."""
+def html_report(
+    results: list[BenchResult],
+    figs: list[dict[str, bytes]],
+    title: str = "activews run",
+    *,
+    reference: str = "random",
+) -> str:
+    """One self-contained HTML page (figures embedded as data URIs) for one or more experiments, with
+    penalties and ratios measured against the arm ``reference``."""
+    ref = f"<code>{html.escape(reference)}</code>"
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        "<p class='meta'>Penalty = accuracy of the <code>random</code> arm minus the arm's, paired by seed; "
-        "ratios are cumulative optimizer steps (and training seconds) divided by <code>random</code>'s. "
+        f"<p class='meta'>Penalty = accuracy of the {ref} arm minus the arm's, paired by seed; "
+        f"ratios are cumulative optimizer steps (and training seconds) divided by {ref}'s. "
         "CIs are 95% Student-t over seeds.</p>",
     ]
     for result, fig in zip(results, figs, strict=True):
@@ -64,7 +72,7 @@ def html_report(results: list[BenchResult], figs: list[dict[str, bytes]], title:
         parts.append(
             f"<h2>{html.escape(name)}</h2><p class='meta'>{html.escape(protocol_title(result.config))}</p>"
         )
-        parts.append(_summary_html(result.summary))
+        parts.append(_summary_html(result.summary, reference))
         for fname, png in fig.items():
             data = base64.b64encode(png).decode()
             if fname == "diagnostics.png":

@@ -64,26 +64,48 @@ def ci_band(ax, x, ci_rows, scale, color) -> None:
         )
 
 
+def _x_axis(summary: list[dict[str, Any]]) -> tuple[str, str]:
+    """``(per-round key, axis label)`` of the x axis: labeled examples, or the round when some arm did
+    not record them (a :class:`~activews.roundlog.RoundLog` given no ``n_labeled``)."""
+    if all(p["n_labeled"] is not None for row in summary for p in row["per_round"]):
+        return "n_labeled", "labeled examples"
+    return "round", "round"
+
+
+def _whole_rounds(x_key: str, *axes: Any) -> None:
+    """Integer ticks on x axes that count rounds."""
+    if x_key == "round":
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _per_round_figure(
-    result: BenchResult, key: str, ylabel: str, title: str, skip_random: bool = False
+    result: BenchResult, key: str, ylabel: str, title: str, skip: str | None = None
 ) -> bytes:
+    """One curve per arm of the per-round ``key`` (the arm ``skip`` left out), with its 95% CI band."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6), constrained_layout=True)
+    x_key, xlabel = _x_axis(result.summary)
     for i, row in enumerate(result.summary):
-        if skip_random and row["arm"] == "random":
+        if row["arm"] == skip:
             continue
         pr = [p for p in row["per_round"] if p[key] is not None]  # unpaired rounds of an unfinished run
         if not pr:
             continue
-        x = [p["n_labeled"] for p in pr]
+        x = [p[x_key] for p in pr]
         st = arm_style(row["arm"], i)
         ax.plot(x, [p[key] * 100 for p in pr], label=row["arm"], **st)
         ci_band(ax, x, [p[f"{key}_ci"] for p in pr], 100, st["color"])
-    if skip_random:
+    if skip is not None:
         ax.axhline(0, color="black", lw=0.8)
-    ax.set(xlabel="labeled examples", ylabel=ylabel, title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    _whole_rounds(x_key, ax)
     ax.grid(alpha=0.3)
-    legend(ax, "no rounds to show yet" + (" (none paired with random)" if skip_random else ""), fontsize=8)
+    legend(
+        ax, "no rounds to show yet" + (f" (none paired with {skip})" if skip is not None else ""), fontsize=8
+    )
     fig.suptitle(protocol_title(result.config), fontsize=8)
     return png(fig)
 
@@ -91,25 +113,27 @@ def _per_round_figure(
 def _compute_figure(result: BenchResult) -> bytes:
     plt = pyplot()
     fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    x_key, xlabel = _x_axis(result.summary)
     for i, row in enumerate(result.summary):
         pr = row["per_round"]
-        x = [p["n_labeled"] for p in pr]
+        x = [p[x_key] for p in pr]
         st = arm_style(row["arm"], i)
         if all(p["steps"] is not None for p in pr):
             ax_s.plot(x, [p["steps"] for p in pr], label=row["arm"], **st)
         if all(p["seconds"] is not None for p in pr):
             ax_t.plot(x, [p["seconds"] for p in pr], label=row["arm"], **st)
-    ax_s.set(
-        xlabel="labeled examples", ylabel="optimizer steps in the round", title="Training steps per round"
-    )
+    ax_s.set(xlabel=xlabel, ylabel="optimizer steps in the round", title="Training steps per round")
     ax_t.set(
-        xlabel="labeled examples",
+        xlabel=xlabel,
         ylabel="training wall time in the round (s)",
         title="Training time per round",
     )
+    _whole_rounds(x_key, ax_s, ax_t)
+    untimed = any(row["per_round"] for row in result.summary) and not ax_t.get_legend_handles_labels()[0]
     for ax in (ax_s, ax_t):
         ax.grid(alpha=0.3)
-        legend(ax, "no rounds to show yet", fontsize=8)
+        empty = "training seconds not recorded" if ax is ax_t and untimed else "no rounds to show yet"
+        legend(ax, empty, fontsize=8)
     fig.suptitle(protocol_title(result.config) + " (means over seeds)", fontsize=8)
     return png(fig)
 
@@ -182,6 +206,7 @@ def _diagnostics_figure(result: BenchResult) -> bytes | None:
     fig, grid = plt.subplots(
         nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), constrained_layout=True, squeeze=False
     )
+    x_key, xlabel = _x_axis(rows)
     axes = [ax for line in grid for ax in line]
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
@@ -190,7 +215,7 @@ def _diagnostics_figure(result: BenchResult) -> bytes | None:
             pr = [p for p in row["per_round"] if p.get(key) is not None]
             if pr:
                 ax.plot(
-                    [p["n_labeled"] for p in pr],
+                    [p[x_key] for p in pr],
                     [p[key] for p in pr],
                     label=row["arm"],
                     **arm_style(row["arm"], i),
@@ -198,7 +223,8 @@ def _diagnostics_figure(result: BenchResult) -> bytes | None:
         if log:
             ax.set_yscale("log")
             ax.axhline(1.0, color="black", lw=0.8)
-        ax.set(xlabel="labeled examples", ylabel=ylabel)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        _whole_rounds(x_key, ax)
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     # One legend, on the first panel that drew a line (an arm may lack a measurement in early rounds).
@@ -207,8 +233,9 @@ def _diagnostics_figure(result: BenchResult) -> bytes | None:
     return png(fig)
 
 
-def figures(result: BenchResult) -> dict[str, bytes]:
-    """The report's PNG figures of one :class:`~activews.engine.bench.BenchResult`, by file name."""
+def figures(result: BenchResult, *, reference: str = "random") -> dict[str, bytes]:
+    """The report's PNG figures of one :class:`~activews.engine.bench.BenchResult`, by file name
+    (penalties measured against the arm ``reference``)."""
     figs = {
         "accuracy.png": _per_round_figure(
             result, "accuracy", "test accuracy (%)", "Test accuracy per round (mean, 95% CI band)"
@@ -216,9 +243,9 @@ def figures(result: BenchResult) -> dict[str, bytes]:
         "penalty.png": _per_round_figure(
             result,
             "penalty",
-            "penalty vs random (accuracy points)",
-            "Warm-start penalty per round (> 0: worse than random; 95% CI)",
-            skip_random=True,
+            f"penalty vs {reference} (accuracy points)",
+            f"Warm-start penalty per round (> 0: worse than {reference}; 95% CI)",
+            skip=reference,
         ),
         "compute.png": _compute_figure(result),
         "frontier.png": _frontier_figure(result),

@@ -11,13 +11,19 @@ from rich.table import Table
 from activews.engine.config import BenchConfig
 
 __all__ = [
+    "OWN_LOOP",
     "penalty_table",
     "compute_table",
     "selection_table",
+    "result_tables",
     "strategies_table",
     "protocol_title",
     "fmt_ci",
+    "fmt_time_ratio",
 ]
+
+OWN_LOOP = "rounds of your own training loop (activews.RoundLog)"
+"""What :func:`protocol_title` says for a result with no bench config (a :class:`~activews.roundlog.RoundLog`)."""
 
 
 def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
@@ -26,8 +32,11 @@ def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str
     return f"[{ci[0] * scale:+.{digits}f}, {ci[1] * scale:+.{digits}f}]"
 
 
-def protocol_title(config: BenchConfig) -> str:
-    """One line naming the protocol, e.g. ``active (margin), 1000+1000/round · mnist1d · mlp · ...``."""
+def protocol_title(config: BenchConfig | None) -> str:
+    """One line naming the protocol, e.g. ``active (margin), 1000+1000/round · mnist1d · mlp · ...``;
+    :data:`OWN_LOOP` for ``None`` (rounds recorded from a loop of one's own)."""
+    if config is None:
+        return OWN_LOOP
     acquisition = config.acquisition + "".join(
         f", {k}={v}" for k, v in getattr(config, "acquisition_params", {}).items()
     )
@@ -55,10 +64,24 @@ def protocol_title(config: BenchConfig) -> str:
     )
 
 
+def _num(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``-`` for a field that was not recorded (None)."""
+    return "-" if value is None else format(value, spec)
+
+
 def penalty_table(
-    summary: list[dict[str, Any]], title: str = "Warm-start penalty vs random (accuracy points, final round)"
+    summary: list[dict[str, Any]], title: str | None = None, *, reference: str = "random"
 ) -> Table:
-    """Accuracy and penalty per arm (points = percentage points; CIs are 95%, paired by seed)."""
+    """Accuracy and penalty per arm (points = percentage points; CIs are 95%, paired by seed).
+
+    Args:
+        summary: per-arm rows of :func:`~activews.engine.summary.summarize`.
+        title: the table's title (default: ``Warm-start penalty vs REFERENCE (accuracy points, final
+            round)``).
+        reference: the arm the penalties are measured against (shown as ``ref``).
+    """
+    if title is None:
+        title = f"Warm-start penalty vs {escape(reference)} (accuracy points, final round)"
     table = Table(title=title, title_justify="left")
     table.add_column("arm", style="bold", no_wrap=True)
     table.add_column("acc %", justify="right")
@@ -67,7 +90,7 @@ def penalty_table(
     table.add_column("area pen.", justify="right")
     table.add_column("hit target", justify="right")
     for row in summary:
-        is_ref = row["arm"] == "random"
+        is_ref = row["arm"] == reference
         pen, ci = row.get("penalty"), row.get("penalty_ci")
         style = "red" if ci and ci[0] > 0 else ("green" if ci and ci[1] < 0 else None)
         table.add_row(
@@ -76,16 +99,32 @@ def penalty_table(
             "ref" if is_ref else ("n/a" if pen is None else f"{pen * 100:+.2f}"),
             "" if is_ref else fmt_ci(ci, digits=2),
             "" if is_ref or row.get("auc_penalty") is None else f"{row['auc_penalty'] * 100:+.2f}",
-            f"{row['reached_target']:.0%}",
+            _num(row.get("reached_target"), ".0%"),
             style=None if is_ref else style,
         )
     return table
 
 
+def fmt_time_ratio(row: dict[str, Any]) -> str:
+    """``-`` when the arm's training seconds were not recorded; ``n/a`` when no seed pairs with the
+    reference's."""
+    if row.get("seconds") is None:
+        return "-"
+    return "n/a" if row.get("time_ratio") is None else f"{row['time_ratio']:.2f}"
+
+
 def compute_table(
-    summary: list[dict[str, Any]], title: str = "Compute vs random (cumulative over rounds)"
+    summary: list[dict[str, Any]], title: str | None = None, *, reference: str = "random"
 ) -> Table:
-    """Optimizer steps and training seconds per arm, and their ratios to the random arm."""
+    """Optimizer steps and training seconds per arm, and their ratios to the reference arm's.
+
+    Args:
+        summary: per-arm rows of :func:`~activews.engine.summary.summarize`.
+        title: the table's title (default: ``Compute vs REFERENCE (cumulative over rounds)``).
+        reference: the arm the ratios divide by.
+    """
+    if title is None:
+        title = f"Compute vs {escape(reference)} (cumulative over rounds)"
     table = Table(title=title, title_justify="left")
     table.add_column("arm", style="bold", no_wrap=True)
     table.add_column("steps", justify="right")
@@ -99,16 +138,17 @@ def compute_table(
             escape(row["arm"]),
             f"{row['steps']:,.0f}",
             "n/a" if ratio is None else f"{ratio:.2f}",
-            "" if row["arm"] == "random" else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
-            f"{row['seconds']:.1f}",
-            "n/a" if row.get("time_ratio") is None else f"{row['time_ratio']:.2f}",
+            "" if row["arm"] == reference else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
+            _num(row.get("seconds"), ".1f"),
+            fmt_time_ratio(row),
         )
     return table
 
 
-def selection_table(summary: list[dict[str, Any]]) -> Table | None:
+def selection_table(summary: list[dict[str, Any]], *, reference: str = "random") -> Table | None:
     """Where each arm's gap to random comes from (``--counterfactual``) and how much its labeled sets
-    overlap random's; None when the run recorded neither (passive streams)."""
+    overlap random's; None when the run recorded neither (passive streams). The ``reference`` arm's
+    row is left out."""
     if not any(k in row for row in summary for k in ("init_effect", "overlap_with_random")):
         return None
     split = any("init_effect" in row for row in summary)
@@ -131,7 +171,7 @@ def selection_table(summary: list[dict[str, Any]]) -> Table | None:
         return "n/a" if value is None else f"{100 * value:+.2f}"
 
     for row in summary:
-        if row["arm"] == "random":
+        if row["arm"] == reference:
             continue
         cells = [escape(row["arm"]), pts(row, "penalty")]
         if split:
@@ -140,6 +180,25 @@ def selection_table(summary: list[dict[str, Any]]) -> Table | None:
         share = row.get("overlap_with_random")
         table.add_row(*cells, "n/a" if share is None else f"{share:.2f}")
     return table
+
+
+def result_tables(
+    summary: list[dict[str, Any]], *, title: str | None = None, reference: str = "random"
+) -> list[Table]:
+    """The tables of one experiment, as every command and :meth:`activews.RoundLog.table` show them: the
+    penalty table (titled ``title``), the compute table, and the selection split when it was recorded.
+
+    Args:
+        summary: per-arm rows of :func:`~activews.engine.summary.summarize`.
+        title: the penalty table's title (default: see :func:`penalty_table`).
+        reference: the arm penalties and ratios are measured against.
+    """
+    tables = [
+        penalty_table(summary, title, reference=reference),
+        compute_table(summary, reference=reference),
+    ]
+    split = selection_table(summary, reference=reference)
+    return tables if split is None else [*tables, split]
 
 
 def strategies_table(rows: list[dict[str, Any]]) -> Table:
