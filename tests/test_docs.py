@@ -66,3 +66,18 @@ def test_ten_lines_measure_the_penalty_with_confidence_intervals(own_loop_namesp
     assert warm["penalty_ci"][0] <= warm["penalty"] <= warm["penalty_ci"][1]
     assert warm["compute_ratio"] == 1.0  # the doc's train() runs a fixed number of epochs
     assert "warm" in printed and "random" in printed
+
+
+def test_roundlog_basics_run_and_save_a_folder_report_reads(tmp_path, monkeypatch, capsys):
+    import activews
+    from activews.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    ns = {"activews": activews}
+    exec(compile(snippets()["roundlog-basics"], f"{DOC}:roundlog-basics", "exec"), ns)
+    warm = next(arm for arm in ns["log"].summary() if arm["arm"] == "warm")
+    assert warm["penalty"] == pytest.approx(0.03) and warm["compute_ratio"] == pytest.approx(0.3)
+    assert (tmp_path / "runs" / "mine" / "records.csv").exists()
+    capsys.readouterr()
+    assert main(["report", "runs/mine"]) == 0
+    assert "+3.00" in capsys.readouterr().out
