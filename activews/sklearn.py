@@ -1,10 +1,11 @@
 """A scikit-learn classifier whose every refit is a round: :class:`WarmStartClassifier`.
 
-Someone else's loop (scikit-activeml's pool loop, a scikit-learn ``Pipeline`` refitted as data arrive, a
-hand-written loop) calls ``fit(X, y)`` again and again on a growing labeled set. This estimator turns each
-of those calls into an activews round: the first fit draws a model and trains it to the criterion; every
-later fit applies an initialization strategy (``shrink_perturb``, ``warm``, ``random``, ...) to the
-weights of the previous fit and trains again to the same criterion, recording the compute it spent.
+Someone else's loop (scikit-activeml's pool or stream loop, a scikit-learn ``Pipeline`` refitted as data
+arrive, a hand-written loop) calls ``fit(X, y)`` again and again on a growing labeled set. This estimator
+turns each of those calls into an activews round: the first fit draws a model and trains it to the
+criterion; every later fit applies an initialization strategy (``shrink_perturb``, ``warm``, ``random``,
+...) to the weights of the previous fit and trains again to the same criterion, recording the compute it
+spent. With ``refit="on_new_labels"``, a fit on an unchanged labeled set is no round.
 
 Importing this module imports scikit-learn (>= 1.6); ``import activews`` does not (``activews``
 re-exports :class:`WarmStartClassifier` lazily).
@@ -34,9 +35,9 @@ from activews.training import TrainConfig, predict_proba
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.utils import check_random_state
+    from sklearn.utils import _safe_indexing, check_random_state
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 except ImportError as exc:  # validate_data and __sklearn_tags__ arrived in scikit-learn 1.6
     raise ImportError(
         f"activews.sklearn needs scikit-learn >= 1.6 ({exc}); upgrade with: pip install 'scikit-learn>=1.6'"
@@ -52,6 +53,9 @@ _MODEL0, _TRAIN, _INIT = 0, 1, 2
 
 # How a user of the estimator changes the device (the end of resolve_device's one-line errors).
 _DEVICE_FIX = "use device='cpu' or 'auto'"
+
+# The values of the ``refit`` parameter.
+_REFIT = ("always", "on_new_labels")
 
 #: The scikit-learn estimator checks that cannot pass by design, with the reason; pass it to
 #: ``parametrize_with_checks(..., expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)`` or
@@ -79,6 +83,40 @@ def _row_hashes(x: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(x).reshape(len(x), -1)
     digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows)
     return np.frombuffer(digests, dtype="<u8").copy()
+
+
+def _labeled_key(hashes: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """The labeled set as a value: the (row digest, class index) pairs, sorted, so that two fits on the
+    same rows with the same labels (in any order) have equal keys."""
+    order = np.lexsort((y_idx, hashes))
+    return np.stack([hashes[order], y_idx[order].astype(np.uint64)])
+
+
+def _is_nan(value: Any) -> bool:
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # e.g. pandas.NA, whose comparisons are not booleans
+        return False
+
+
+def _equals(value: Any, other: Any) -> bool:
+    try:
+        return bool(value == other)
+    except (TypeError, ValueError):
+        return False
+
+
+def _unlabeled(y: np.ndarray, missing_label: Any) -> np.ndarray:
+    """A boolean mask of the entries of 1-D ``y`` equal to ``missing_label`` (NaN matches NaN)."""
+    if _is_nan(missing_label):
+        if y.dtype.kind in "fc":
+            return np.isnan(y)
+        if y.dtype.kind == "O":
+            return np.fromiter((_is_nan(v) for v in y), dtype=bool, count=len(y))
+        return np.zeros(len(y), dtype=bool)
+    if y.dtype.kind == "O":
+        return np.fromiter((_equals(v, missing_label) for v in y), dtype=bool, count=len(y))
+    return np.asarray(y == missing_label, dtype=bool).reshape(len(y))
 
 
 def _as_float32(X: np.ndarray) -> np.ndarray:
@@ -123,12 +161,19 @@ class _Rounds:
         self.model: nn.Module | None = None  # the last fit's trained model
         self.initial_state: dict[str, torch.Tensor] | None = None  # the (re)start's initial draw
         self.row_hashes: np.ndarray | None = None  # rows the last fit trained on
+        self.labeled_key: np.ndarray | None = None  # the last fit's (row, label) pairs (see _labeled_key)
+        self.classes: np.ndarray | None = None  # the last fit's classes_
+        self.n_skipped = 0  # fits that did not train: refit="on_new_labels" and an unchanged labeled set
         self.strategy: InitStrategy | None = None  # kept across rounds: strategies may carry state
         self.strategy_key: tuple[Any, ...] | None = None
         self.history: list[dict[str, Any]] = []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Rounds:
         return self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickles made before a field existed get its initial value.
+        self.__dict__.update({**_Rounds().__dict__, **state})
 
 
 @dataclass(frozen=True)
@@ -140,6 +185,7 @@ class _Settings:
     strategy_key: tuple[Any, ...]
     train: TrainConfig
     device: torch.device
+    refit: str
 
 
 class WarmStartClassifier(ClassifierMixin, BaseEstimator):
@@ -155,6 +201,13 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
     bytes), and the model it returns is trained to the criterion on the given ``(X, y)`` with a new
     optimizer. The same criterion in every fit is what makes compute and accuracy comparable between
     strategies.
+
+    Loops that refit when nothing new was labeled (scikit-activeml's stream loop refits after every
+    arrival, labeled or not) can pass ``refit="on_new_labels"``: a fit whose labeled set (the rows and
+    their labels, in any order) equals the previous fit's then starts no round. The strategy is not
+    applied, nothing trains, the previous fit's model stays, and the fit is counted in
+    ``n_skipped_fits_`` instead of ``fit_history_``. A skipped fit does not advance the per-fit seeds,
+    so the rounds are those of a loop that calls ``fit`` only when the labeled set changed.
 
     A fit starts over (a new initial draw, recorded as ``kind="restart"``) when the number of features,
     the set of classes, ``model`` or ``model_params`` differ from the previous fit's. When the labeled set
@@ -201,6 +254,13 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         random_state: an int, a ``numpy.random.RandomState`` or ``None``.
         classes: all class labels the loop will ever see, or ``None`` to take ``np.unique(y)`` at every
             fit. When given, every ``y`` must be a subset, and the model always has one output per class.
+        refit: ``"always"`` (default): every fit after the first is a round. ``"on_new_labels"``: a fit
+            whose labeled set (rows and labels) equals the previous fit's is skipped (no round, no
+            training; see above); a row added, removed or relabeled makes the fit a round.
+        missing_label: the label that marks an unlabeled row (``np.nan`` or ``-1`` in scikit-activeml),
+            or ``None`` (default): every row is labeled. Unlabeled rows are dropped before the fit, so
+            ``fit(X, y)`` with scikit-activeml's ``y`` trains on the labeled rows only. Not needed
+            inside scikit-activeml's ``SklearnClassifier``, which drops them itself.
 
     Attributes:
         classes_: the class labels, sorted; ``predict_proba`` columns follow this order.
@@ -215,6 +275,8 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
             (the strategy's own time), ``stop_reason`` (``"target"``, ``"plateau"`` or ``"max_epochs"``),
             ``train_accuracy`` and ``train_loss``.
         last_fit_: the last entry of ``fit_history_``.
+        n_skipped_fits_: fits of this sequence that trained nothing (``refit="on_new_labels"`` and an
+            unchanged labeled set); ``len(fit_history_) + n_skipped_fits_`` is the number of calls.
 
     Example:
         >>> clf = WarmStartClassifier(strategy="shrink_perturb", random_state=0)  # doctest: +SKIP
@@ -240,6 +302,8 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
         classes: Any = None,
+        refit: str = "always",
+        missing_label: Any = None,
     ) -> None:
         self.model = model
         self.model_params = model_params
@@ -254,6 +318,8 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.classes = classes
+        self.refit = refit
+        self.missing_label = missing_label
         # Private, so not a parameter: the sequence of fits (see _Rounds for how copies share it).
         self._rounds = _Rounds()
 
@@ -308,12 +374,16 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         except ValidationError as exc:
             raise ActivewsError(f"WarmStartClassifier: {format_validation_error(exc, values)}") from None
         self._check_random_state()
+        if not (isinstance(self.refit, str) and self.refit in _REFIT):
+            raise ActivewsError(f"refit must be 'always' or 'on_new_labels', got {self.refit!r}")
+        self._check_missing_label()
         return _Settings(
             self.model,
             mparams,
             (self.strategy, tuple(sorted(strategy_params.items(), key=lambda kv: kv[0]))),
             train,
             resolve_device(self.device, fix=_DEVICE_FIX),
+            self.refit,
         )
 
     @staticmethod
@@ -333,6 +403,47 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
                 f"random_state must be None, a numpy RandomState or an int in [0, 2**32), got {rs!r}"
             )
 
+    def _check_missing_label(self) -> None:
+        ml = self.missing_label
+        if ml is None:
+            return
+        if isinstance(ml, bool) or not isinstance(ml, numbers.Real | str):
+            raise ActivewsError(
+                f"missing_label must be None, a number (np.nan, -1) or a string, got {type(ml).__name__}"
+            )
+        if self.classes is not None and not _is_nan(ml) and np.isin(ml, np.asarray(self.classes)).item():
+            raise ActivewsError(
+                f"missing_label={ml!r} is also one of classes={np.asarray(self.classes).tolist()}; "
+                f"remove it from `classes` or mark unlabeled rows with another value"
+            )
+
+    def _drop_unlabeled(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """``(X, y)`` without the rows labeled ``missing_label`` (unchanged when it is ``None``)."""
+        if self.missing_label is None:
+            y_arr = np.asarray(y) if isinstance(y, np.ndarray | list | tuple) else None
+            if y_arr is not None and y_arr.dtype.kind == "f" and np.isnan(y_arr).any():
+                raise ActivewsError(
+                    "Input y contains NaN; if NaN marks unlabeled rows (scikit-activeml's MISSING_LABEL), "
+                    "pass missing_label=np.nan or wrap the estimator in skactiveml's SklearnClassifier"
+                )
+            return X, y
+        check_consistent_length(X, y)
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1:
+            y_arr = y_arr.reshape(len(y_arr), -1)[:, 0] if y_arr.ndim == 2 and y_arr.shape[1] == 1 else y_arr
+        if y_arr.ndim != 1:
+            return X, y  # validate_data explains the shape
+        unlabeled = _unlabeled(y_arr, self.missing_label)
+        if unlabeled.all():
+            raise ActivewsError(
+                f"y has no labeled rows (all {len(y_arr)} are missing_label={self.missing_label!r}); "
+                f"call fit once at least one row is labeled"
+            )
+        if not unlabeled.any():
+            return X, y
+        keep = np.flatnonzero(~unlabeled)
+        return _safe_indexing(X, keep), _safe_indexing(y, keep)
+
     def _classes_for(self, y: np.ndarray) -> np.ndarray:
         present = np.unique(y)
         if self.classes is None:
@@ -340,9 +451,14 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         classes = np.unique(np.asarray(self.classes))
         missing = present[~np.isin(present, classes)]
         if missing.size:
+            hint = (
+                f" (if {missing.tolist()[0]!r} marks unlabeled rows, pass missing_label={missing.tolist()[0]!r})"
+                if self.missing_label is None and missing.size == 1
+                else ""
+            )
             raise ActivewsError(
                 f"y has labels {missing.tolist()[:10]} that are not in classes={classes.tolist()}; "
-                f"add them to `classes` or pass classes=None"
+                f"add them to `classes` or pass classes=None{hint}"
             )
         return classes
 
@@ -396,6 +512,7 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
                 range (scale them).
         """
         settings = self._settings()
+        X, y = self._drop_unlabeled(X, y)
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], y_numeric=False)
         check_classification_targets(y)
         classes = self._classes_for(y)
@@ -421,10 +538,19 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
             reason = self._restart_reason(rounds.signature, signature)
             kind = "round" if reason is None else "restart"
 
+        hashes = _row_hashes(x_np)
+        labeled_key = _labeled_key(hashes, y_idx)
+        if (
+            settings.refit == "on_new_labels"
+            and kind == "round"
+            and rounds.labeled_key is not None
+            and np.array_equal(labeled_key, rounds.labeled_key)
+        ):
+            return self._skip(rounds)
+
         device = settings.device
         x = torch.from_numpy(x_np).to(device)
         y_t = torch.from_numpy(y_idx).to(device)
-        hashes = _row_hashes(x_np)
         if kind == "round" and rounds.row_hashes is not None:
             new = ~np.isin(hashes, rounds.row_hashes)
         else:
@@ -479,6 +605,8 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         rounds.signature = signature
         rounds.model = model
         rounds.row_hashes = hashes
+        rounds.labeled_key = labeled_key
+        rounds.classes = classes
         record = {
             "fit": fit_index,
             "round": round_index,
@@ -511,6 +639,24 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = model
         self.fit_history_ = [dict(r) for r in rounds.history]
         self.last_fit_ = dict(record)
+        self.n_skipped_fits_ = rounds.n_skipped
+        return self
+
+    def _skip(self, rounds: _Rounds) -> WarmStartClassifier:
+        """A fit that trains nothing (``refit="on_new_labels"``, same labeled set): this estimator (maybe a
+        fresh deep copy, as scikit-activeml makes) takes the sequence's fitted state as it is."""
+        if rounds.model is None or rounds.classes is None:  # set by the first fit; never user input
+            raise RuntimeError("WarmStartClassifier: a skipped fit without a first fit (please report this)")
+        rounds.n_skipped += 1
+        log.info(
+            "fit skipped (refit='on_new_labels'): the labeled set is unchanged; %d skipped so far",
+            rounds.n_skipped,
+        )
+        self.classes_ = rounds.classes
+        self.model_ = rounds.model
+        self.fit_history_ = [dict(r) for r in rounds.history]
+        self.last_fit_ = dict(rounds.history[-1])
+        self.n_skipped_fits_ = rounds.n_skipped
         return self
 
     @staticmethod

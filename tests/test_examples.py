@@ -23,6 +23,54 @@ def test_example_script_runs(script, tmp_path):
     assert "random" in done.stdout and "warm" in done.stdout
 
 
+def _run_tiny(script: str, *args: str, tmp_path: Path) -> dict[str, list[str]]:
+    """Run an example at its tiny settings; its table's rows by their first column."""
+    env = dict(os.environ, ACTIVEWS_EXAMPLE_TINY="1")
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()[2:] if line.strip()]
+    return {row[0] + ("/" + row[1] if script == "skactiveml_stream.py" else ""): row for row in rows}
+
+
+def test_skactiveml_stream_example_refits_on_new_labels_only(tmp_path):
+    """examples/skactiveml_stream.py: with refit="on_new_labels", rounds = labels and fewer steps."""
+    pytest.importorskip("skactiveml", reason="scikit-activeml is not installed: pip install -e '.[test]'")
+    rows = _run_tiny("skactiveml_stream.py", tmp_path=tmp_path)
+    # columns: strategy, refit, refits, rounds, labels, steps, accuracy
+    assert set(rows) == {f"{s}/{r}" for s in ("warm", "shrink_perturb") for r in ("always", "on_new_labels")}
+    for strategy in ("warm", "shrink_perturb"):
+        always, skipping = rows[f"{strategy}/always"], rows[f"{strategy}/on_new_labels"]
+        assert always[2] == always[3] == skipping[2]  # every refit is a round ...
+        assert skipping[3] == skipping[4] and int(skipping[3]) < int(skipping[2])  # ... or only labeled ones
+    assert int(rows["shrink_perturb/on_new_labels"][5]) < int(rows["shrink_perturb/always"][5])
+
+
+def test_baal_example_runs(tmp_path):
+    """examples/baal_loop.py: baal's BALD loop with an activews strategy at every round."""
+    pytest.importorskip("baal", reason="baal is not installed: pip install -e '.[test]' (or activews[baal])")
+    rows = _run_tiny("baal_loop.py", tmp_path=tmp_path)
+    assert set(rows) == {"random", "warm", "shrink_perturb"}
+    # columns: strategy, 3 accuracies, refit steps, steps vs random; round 0 is the same for every arm
+    assert len({row[1] for row in rows.values()}) == 1
+    assert all(int(row[4]) > 0 for row in rows.values()) and rows["random"][5] == "1.00"
+
+
+def test_own_loop_example_runs(tmp_path):
+    """examples/own_loop.py: a plain PyTorch loop with Reinitializer; l2_init exercises the hooks."""
+    rows = _run_tiny("own_loop.py", "random", "warm", "l2_init", tmp_path=tmp_path)
+    assert set(rows) == {"random", "warm", "l2_init"}
+    # columns: strategy, 3 accuracies, refit steps, steps vs random
+    assert rows["random"][1] == rows["warm"][1]  # the same round 0 (l2_init's hook trains it differently)
+    assert int(rows["warm"][4]) < int(rows["random"][4])
+
+
 def test_custom_strategy_plugin_on_the_cli(tmp_path):
     done = cli(
         "--plugin",

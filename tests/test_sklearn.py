@@ -14,18 +14,19 @@ import pytest
 import torch
 from skactiveml.classifier import SklearnClassifier
 from skactiveml.pool import UncertaintySampling
+from skactiveml.stream import VariableUncertainty
 from skactiveml.utils import MISSING_LABEL
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_fit_idempotent, parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from activews.errors import ActivewsError
-from activews.sklearn import EXPECTED_FAILED_CHECKS, WarmStartClassifier
+from activews.sklearn import EXPECTED_FAILED_CHECKS, WarmStartClassifier, _Rounds
 from activews.strategies import STRATEGIES, InitContext, InitStrategy, register_strategy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -226,6 +227,11 @@ def test_a_callable_model_factory(digits):
         ({"device": "tpu"}, "not a torch device"),
         ({"random_state": "seed"}, "random_state must be"),
         ({"classes": [0, 1]}, "not in classes=[0, 1]"),
+        ({"refit": "sometimes"}, "refit must be 'always' or 'on_new_labels'"),
+        ({"refit": True}, "refit must be 'always' or 'on_new_labels'"),
+        ({"missing_label": True}, "missing_label must be None, a number"),
+        ({"missing_label": [-1]}, "missing_label must be None, a number"),
+        ({"missing_label": 3, "classes": list(range(10))}, "missing_label=3 is also one of classes"),
     ],
 )
 def test_bad_parameters_fail_in_fit_with_one_line(digits, params, message):
@@ -269,6 +275,127 @@ def test_seeds_are_the_ones_the_estimator_always_derived():
     for bad in (2**32, -1):
         with pytest.raises(ActivewsError, match=r"random_state must be"):
             WarmStartClassifier(**{**TINY, "random_state": bad}).fit(X, y)
+
+
+def test_refit_on_new_labels_skips_a_fit_whose_labeled_set_is_unchanged(digits):
+    X, y = digits
+    clf = WarmStartClassifier(strategy="shrink_perturb", refit="on_new_labels", **SMALL)
+    clf.fit(X[:200], y[:200])
+    model, proba = clf.model_, clf.predict_proba(X[1000:1100])
+    clf.fit(X[:200], y[:200])  # the same rows and labels: no round, no training
+    clf.fit(X[:200][::-1], y[:200][::-1])  # ... in another order: still the same labeled set
+    assert [h["kind"] for h in clf.fit_history_] == ["first"] and clf.n_skipped_fits_ == 2
+    assert clf.model_ is model and clf.last_fit_ == clf.fit_history_[0]
+    np.testing.assert_array_equal(clf.predict_proba(X[1000:1100]), proba)
+    clf.fit(X[:300], y[:300])  # new labels: a round
+    assert [(h["kind"], h["round"], h["n_new"]) for h in clf.fit_history_] == [
+        ("first", 0, 200),
+        ("round", 1, 100),
+    ]
+    assert clf.last_fit_["steps"] > 0 and clf.n_skipped_fits_ == 2
+    relabeled = y[:300].copy()
+    relabeled[0] = (relabeled[0] + 1) % 10
+    clf.fit(X[:300], relabeled)  # a label changed: a round (no new row)
+    clf.fit(X[1:300], relabeled[1:])  # a row removed: a round
+    assert [(h["round"], h["n_new"]) for h in clf.fit_history_[2:]] == [(2, 0), (3, 0)]
+
+    # The default keeps every fit a round, as before.
+    always = WarmStartClassifier(strategy="shrink_perturb", **SMALL)
+    always.fit(X[:200], y[:200]).fit(X[:200], y[:200])
+    assert [h["kind"] for h in always.fit_history_] == ["first", "round"] and always.n_skipped_fits_ == 0
+    assert always.fit_history_[1]["steps"] > 0
+
+
+def test_skipped_fits_do_not_advance_the_seeds(digits):
+    # refit="on_new_labels" with repeats gives the numbers of a loop that fits only on new labels.
+    X, y = digits
+    skipping = WarmStartClassifier(strategy="shrink_perturb", refit="on_new_labels", **TINY)
+    for n in (100, 100, 100, 200, 200):
+        skipping.fit(X[:n], y[:n])
+    plain = WarmStartClassifier(strategy="shrink_perturb", **TINY).fit(X[:100], y[:100]).fit(X[:200], y[:200])
+    strip = [{k: v for k, v in h.items() if k not in ("seconds", "init_seconds")} for h in plain.fit_history_]
+    assert [
+        {k: v for k, v in h.items() if k not in ("seconds", "init_seconds")} for h in skipping.fit_history_
+    ] == strip
+    assert skipping.n_skipped_fits_ == 3
+    np.testing.assert_array_equal(skipping.predict_proba(X[1000:]), plain.predict_proba(X[1000:]))
+
+
+def test_refit_on_new_labels_passes_check_fit_idempotent():
+    check_fit_idempotent("WarmStartClassifier", WarmStartClassifier(**TINY, refit="on_new_labels"))
+
+
+def test_missing_label_marks_unlabeled_rows(digits):
+    X, y = digits
+    for missing in (np.nan, -1):
+        y_partial = y[:300].astype(float)
+        y_partial[200:] = missing
+        clf = WarmStartClassifier(missing_label=missing, refit="on_new_labels", classes=np.arange(10), **TINY)
+        clf.fit(X[:300], y_partial)
+        reference = WarmStartClassifier(classes=np.arange(10), **TINY).fit(X[:200], y[:200])
+        assert clf.last_fit_["n_samples"] == 200
+        np.testing.assert_array_equal(clf.predict_proba(X[1000:]), reference.predict_proba(X[1000:]))
+        # A new unlabeled arrival leaves the labeled set as it was: no round.
+        clf.fit(X[:301], np.append(y_partial, missing))
+        assert len(clf.fit_history_) == 1 and clf.n_skipped_fits_ == 1
+    strings = np.array(["a", "b", "?"] * 20, dtype=object)
+    clf = WarmStartClassifier(missing_label="?", **TINY).fit(X[:60], strings)
+    assert clf.classes_.tolist() == ["a", "b"] and clf.last_fit_["n_samples"] == 40
+    with pytest.raises(ActivewsError, match=r"^y has no labeled rows \(all 50 are missing_label=nan\)"):
+        WarmStartClassifier(missing_label=np.nan, **TINY).fit(X[:50], np.full(50, np.nan))
+
+
+def test_unlabeled_rows_without_missing_label_fail_with_the_fix(digits):
+    X, y = digits
+    y_nan = y[:50].astype(float)
+    y_nan[0] = np.nan
+    with pytest.raises(ActivewsError, match=r"^Input y contains NaN; .*pass missing_label=np.nan"):
+        WarmStartClassifier(**TINY).fit(X[:50], y_nan)
+    y_minus = y[:50].copy()
+    y_minus[0] = -1
+    with pytest.raises(ActivewsError, match=r"\(if -1 marks unlabeled rows, pass missing_label=-1\)$"):
+        WarmStartClassifier(classes=np.arange(10), **TINY).fit(X[:50], y_minus)
+
+
+def test_sequences_pickled_before_refit_existed_still_load():
+    rounds = _Rounds()
+    for name in ("labeled_key", "classes", "n_skipped"):
+        del rounds.__dict__[name]
+    restored = pickle.loads(pickle.dumps(rounds))
+    assert restored.labeled_key is None and restored.classes is None and restored.n_skipped == 0
+
+
+def _stream_loop(refit: str, X: np.ndarray, y: np.ndarray, arrivals: int = 40) -> tuple[int, list[dict], int]:
+    """scikit-activeml's stream loop: a refit after every arrival, unlabeled arrivals as MISSING_LABEL."""
+    classes = np.arange(10)
+    estimator = WarmStartClassifier(strategy="shrink_perturb", refit=refit, classes=classes, **SMALL)
+    clf = SklearnClassifier(estimator, classes=classes, random_state=0)
+    qs = VariableUncertainty(budget=0.2, random_state=0)
+    X_seen, y_seen = list(X[:30]), [float(v) for v in y[:30]]
+    clf.fit(np.array(X_seen), np.array(y_seen))
+    labels = 0
+    for t in range(30, 30 + arrivals):
+        queried = qs.query(candidates=X[t : t + 1], clf=clf)
+        qs.update(candidates=X[t : t + 1], queried_indices=queried)
+        labels += len(queried)
+        X_seen.append(X[t])
+        y_seen.append(float(y[t]) if len(queried) else MISSING_LABEL)
+        clf.fit(np.array(X_seen), np.array(y_seen))
+        assert clf.is_fitted_
+    return labels, clf.estimator_.fit_history_, clf.estimator_.n_skipped_fits_
+
+
+def test_scikit_activeml_stream_loop_refits_on_new_labels_only(digits):
+    X, y = digits
+    labels, history, skipped = _stream_loop("on_new_labels", X, y)
+    assert 0 < labels < 40
+    assert [h["kind"] for h in history] == ["first"] + ["round"] * labels
+    assert all(h["n_new"] == 1 for h in history[1:]) and skipped == 40 - labels
+    labels_always, history_always, skipped_always = _stream_loop("always", X, y)
+    assert len(history_always) == 41 and skipped_always == 0
+    steps = sum(h["steps"] for h in history[1:])
+    steps_always = sum(h["steps"] for h in history_always[1:])
+    assert steps < steps_always, (steps, steps_always)
 
 
 def _pool_loop(
