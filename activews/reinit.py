@@ -243,9 +243,10 @@ class Reinitializer:
             raise ActivewsError(f"model is {what_is(model)}: pass the torch.nn.Module to train")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise ActivewsError(f"optimizer is {what_is(optimizer)}: pass a torch.optim.Optimizer or None")
+        device = model_device(model)
+        x, y, new = (_tensor(value, label, device) for value, label in ((x, "x"), (y, "y"), (new, "new")))
         if index == 0:
             self._initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        device = model_device(model)
         new_model, seconds, ctx = self._step.initialize(
             model,
             round_index=index,
@@ -320,3 +321,15 @@ class Reinitializer:
         self._generator.set_state(state["generator"])
         self.strategy.load_state_dict(state["strategy"])
         self._hooks = None
+
+
+def _tensor(value: Any, name: str, device: torch.device) -> torch.Tensor | None:
+    """``value`` (a tensor, NumPy array or nested list) as a tensor on ``device``; None stays None."""
+    if value is None or isinstance(value, torch.Tensor):
+        return value if value is None else value.to(device)
+    try:
+        return torch.as_tensor(value).to(device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ActivewsError(
+            f"{name} is {what_is(value)} ({exc}): pass a torch.Tensor or NumPy array"
+        ) from None

@@ -41,8 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from activews import load_dataset
-from activews.reinit import Reinitializer
+from activews import Reinitializer, load_dataset
 
 try:
     import structlog

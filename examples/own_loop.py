@@ -34,8 +34,7 @@ import sys
 import torch
 from torch import nn
 
-from activews import load_dataset
-from activews.reinit import Reinitializer
+from activews import Reinitializer, load_dataset
 
 torch.set_num_threads(1)  # models this small train fastest on one CPU thread
 

@@ -484,3 +484,17 @@ def test_dropout_that_drops_nothing_is_not_counted():
 def test_top_level_exports():
     assert activews.Reinitializer is Reinitializer
     assert activews.TrainHooks is TrainHooks
+
+
+def test_numpy_data_is_taken_as_tensors_and_other_things_are_one_line_errors():
+    import numpy as np
+
+    x, y = data()
+    reinit = Reinitializer("dash", seed=0)
+    model = Net()
+    reinit(model, x=x.numpy(), y=y.numpy(), new=np.ones(len(y), dtype=bool))
+    before = weights(model)
+    reinit(model, x=x.numpy(), y=y.numpy(), new=np.ones(len(y), dtype=bool))
+    assert not same(before, weights(model))  # dash shrank the weights using the NumPy data
+    with pytest.raises(ActivewsError, match=r"^x is .*: pass a torch.Tensor or NumPy array$"):
+        reinit(model, x=object(), y=y)
