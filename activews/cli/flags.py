@@ -171,7 +171,8 @@ FLAGS: dict[str, Flag] = {
     "seeds": Flag(parse=parse_seeds),
     "dataset": Flag(names=lambda: [*DATASETS.names(), "PATH.npz"]),
     "data_dir": Flag(metavar="DIR"),
-    "model": Flag(names=MODELS.names),
+    "model": Flag(names=lambda: [*MODELS.names(), "MODULE:FACTORY"], example="mypkg.nets:make_cnn"),
+    "train_fn": Flag(metavar="MODULE:FUNCTION", example="mypkg.train:fit"),
     "model_params": Flag(
         name="--model-param",
         metavar="KEY=VALUE",
@@ -247,6 +248,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "augment",
         "first_round_epochs",
         "eval_batch_size",
+        "train_fn",
     ),
     "device": ("device", "precision", "channels_last", "compile"),
     "diagnostics": ("counterfactual", "diagnostics"),

@@ -27,7 +27,7 @@ from activews.engine.checkpoint import ArmCheckpoint, cell_identity
 from activews.engine.config import ArmSpec, BenchConfig
 from activews.engine.setup import derive_seed, make_stream, resolve_device, train_config
 from activews.engine.step import RoundStep
-from activews.models import build_model, model_params
+from activews.errors import ActivewsError
 from activews.strategies import make_strategy
 from activews.streams import ModelView, Round
 from activews.training import autocast, evaluate, make_optimizer
@@ -101,7 +101,6 @@ def run_arm(
     spec = strategy if isinstance(strategy, ArmSpec) else config.arm_spec(strategy)
     device = resolve_device(config.device)
     strat = make_strategy(spec.strategy, spec.params)
-    mparams = model_params(config.model, config.model_params)
     train_cfg = train_config(config, dataset, device)
     amp = autocast(device, train_cfg.precision)
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
@@ -117,9 +116,7 @@ def run_arm(
     stream = make_stream(config, len(y_train), stream_gen)
 
     def draw_model(draw: int) -> nn.Module:
-        return build_model(
-            config.model, dataset.input_shape, dataset.num_classes, mparams, seed=draw, device=device
-        )
+        return config.build_model(dataset.input_shape, dataset.num_classes, seed=draw, device=device)
 
     def fresh_model() -> nn.Module:
         return draw_model(int(torch.randint(0, 2**62, (1,), generator=init_gen)))
@@ -136,15 +133,11 @@ def run_arm(
         ),
         first_round_epochs=config.first_round_epochs,
         name=spec.strategy,
+        train_fn=config.train_function,
     )
 
-    model = build_model(
-        config.model,
-        dataset.input_shape,
-        dataset.num_classes,
-        mparams,
-        seed=derive_seed(seed, _MODEL0),
-        device=device,
+    model = config.build_model(
+        dataset.input_shape, dataset.num_classes, seed=derive_seed(seed, _MODEL0), device=device
     )
     if train_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -159,7 +152,14 @@ def run_arm(
     )
     saved = ckpt.load() if ckpt is not None else None
     if saved is not None:
-        model.load_state_dict(saved["model"])
+        try:
+            model.load_state_dict(saved["model"])
+        except RuntimeError as exc:  # same config, other architecture: a factory recorded by name only
+            raise ActivewsError(
+                f"checkpoint {str(checkpoint)!r} holds another architecture than --model {config.model!r} "
+                f"builds ({str(exc).strip().splitlines()[-1].strip()}); resume with the factory the run "
+                "used, or choose another --output"
+            ) from None
         for gen, key in ((stream_gen, "gen_stream"), (train_gen, "gen_train"), (init_gen, "gen_init")):
             gen.set_state(saved[key])
         if "gen_counter" in saved:

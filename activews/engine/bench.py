@@ -23,7 +23,7 @@ import torch
 from activews.data import Dataset
 from activews.engine.arm import ProgressEvent, ProgressFn
 from activews.engine.config import BenchConfig
-from activews.engine.executors import Cell, execute_cells
+from activews.engine.executors import Cell, execute_cells, pack_callables
 from activews.engine.resources import (
     CELL_THREADS,
     Workers,
@@ -41,6 +41,7 @@ from activews.engine.setup import (
     load_bench_dataset,
     make_stream,
 )
+from activews.engine.step import TrainFn
 from activews.engine.store import STORE_FILE, RunStore, is_run_folder
 from activews.engine.summary import summarize
 from activews.errors import ActivewsError
@@ -137,6 +138,7 @@ def run_experiments(
     if threads is not None:
         check_threads(threads)
     workers = parse_workers(workers)
+    _check_callables([cfg for _, cfg in experiments], workers, executor)
     if output is None:
         with tempfile.TemporaryDirectory(prefix="activews-") as tmp:
             results = run_experiments(
@@ -211,9 +213,22 @@ def run_experiments(
             gpus_per_cell=gpus_per_cell,
         )
         results = load_results(folder)
-    for r in results:
+    for r, (_, cfg) in zip(results, experiments, strict=True):
         r.seconds = time.perf_counter() - start
+        r.config = r.config.with_callables(cfg.callables())  # the objects, where the store has their names
     return results
+
+
+def _check_callables(configs: Sequence[BenchConfig], workers: Workers, executor: str) -> None:
+    """Import every config's model factory and training function (a reference that no longer imports
+    fails here, in one line) and, where cells may run in other processes, check that they pickle: all
+    before any data loads."""
+    how = "--executor ray" if executor == "ray" else f"--workers {workers}"
+    for cfg in configs:
+        if executor == "ray" or workers != 1:
+            pack_callables(cfg, executor, how)
+        else:
+            cfg.callables()
 
 
 def _plan(
@@ -471,6 +486,7 @@ def run_bench(
     address: str | None = None,
     threads: int | None = None,
     gpus_per_cell: float | None = None,
+    train_fn: TrainFn | str | None = None,
 ) -> BenchResult:
     """Run every arm of ``config`` (the reference arms ``random`` and ``warm`` included) on every seed.
 
@@ -486,10 +502,16 @@ def run_bench(
         threads: torch intra-op threads of every cell (default 1; recorded with the run; see
             :func:`run_experiments`).
         gpus_per_cell: fraction of a GPU per cell on CUDA (see :func:`run_experiments`).
+        train_fn: train each round with this function (or ``"package.module:function"``) instead of
+            activews' train-to-target loop: a shortcut for ``config``'s ``train_fn`` field, which then
+            holds it (it is part of the run's config: recorded, and compared when resuming). See
+            :class:`~activews.engine.step.TrainHooks` for its contract.
 
     Returns:
         A :class:`BenchResult` with per-round records and the per-arm summary.
     """
+    if train_fn is not None:
+        config = _with_train_fn(config, train_fn)
     return run_experiments(
         [("", config)],
         output=output,
@@ -501,3 +523,16 @@ def run_bench(
         threads=threads,
         gpus_per_cell=gpus_per_cell,
     )[0]
+
+
+def _with_train_fn(config: BenchConfig, train_fn: TrainFn | str) -> BenchConfig:
+    """``config`` with ``train_fn`` set; refused when the config already names another one."""
+    new = config.replace(train_fn=train_fn)
+    if config.train_fn is not None and (
+        new.train_fn != config.train_fn or new.train_function is not config.train_function
+    ):
+        raise ActivewsError(
+            f"run_bench(train_fn=...) gives {new.train_fn!r} but the config already has train_fn="
+            f"{config.train_fn!r}; give it in one place"
+        )
+    return new

@@ -6,23 +6,31 @@ so a user never learns two vocabularies.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 from pydantic import (
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from torch import nn
 
 from activews.data import DATASETS
 from activews.diagnostics import check_diagnostics
 from activews.errors import ActivewsError, format_validation_error
-from activews.models import MODELS, model_params
+from activews.models import MODELS, build_model, draw_seeded, meta_model, model_params
+from activews.plugins import import_reference, is_reference, reference_of
 from activews.strategies import get_strategy
 from activews.streams import ACQUISITIONS, STREAMS, make_acquisition
 from activews.streams.passive import schedule_sizes
@@ -30,7 +38,7 @@ from activews.streams.selective import NEEDS_BUDGET
 from activews.training import TrainConfig
 from activews.validation import Settings
 
-__all__ = ["ArmSpec", "BenchConfig", "REFERENCE_ARMS", "SEED_LIMIT", "MAX_SEED_COUNT"]
+__all__ = ["ArmSpec", "BenchConfig", "CALLABLE_FIELDS", "REFERENCE_ARMS", "SEED_LIMIT", "MAX_SEED_COUNT"]
 
 REFERENCE_ARMS = ("random", "warm")
 """Always run: ``random`` is the accuracy reference, ``warm`` the compute reference."""
@@ -52,6 +60,15 @@ CHANNELS_LAST_ON_CPU = (
 
 MAX_SEED_COUNT = 10_000
 """The largest seed count ``seeds=N`` accepts (every seed runs every arm through every round)."""
+
+CALLABLE_FIELDS = ("model", "train_fn")
+"""Fields that take a user's callable: stored as its ``"package.module:qualname"`` reference (a string,
+so that run folders stay JSON), with the object itself kept beside the config in this process."""
+
+_STORED = "stored"
+"""Validation context key: the values come from a run store or a worker's task, so a reference is not
+imported while validating (it may name a lambda of the process that made the run); it is imported when
+the run needs it (:attr:`BenchConfig.model_factory`, :attr:`BenchConfig.train_function`)."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +132,22 @@ class _BenchSettings(Settings):
         description="seed of the train/test split (shared by all arms), 0 <= seed < 2**32",
     )
     # model
-    model: str = Field("mlp", description="the network trained each round")
-    model_params: dict[str, Any] = Field(default_factory=dict, description="parameters of the model")
+    model: str = Field(
+        "mlp",
+        description="the network trained each round: a registered model, or a factory of your own as "
+        "package.module:function (in Python, also the callable), called as factory(input_shape, "
+        "num_classes, **params) -> torch.nn.Module",
+    )
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="parameters of the model (a factory gets them as keyword arguments, unchecked)",
+    )
+    train_fn: str | None = Field(
+        None,
+        description="a training function of your own instead of training to the target accuracy, as "
+        "package.module:function (in Python, also the callable), called each round with (model, x, y, "
+        "hooks) (see docs/cli.md)",
+    )
     # stream
     rounds: int = Field(7, ge=0, description="number of rounds; 0 = until the pool is used up")
     initial: int = Field(1000, ge=1, description="examples labeled in round 0")
@@ -174,7 +205,12 @@ class BenchConfig(TrainConfig, _BenchSettings):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    LATER_FIELDS: ClassVar[dict[str, Any]] = {"precision": "fp32", "channels_last": None, "compile": False}
+    LATER_FIELDS: ClassVar[dict[str, Any]] = {
+        "precision": "fp32",
+        "channels_last": None,
+        "compile": False,
+        "train_fn": None,
+    }
     """Fields added after runs were first stored, with the value that behaves as runs did before them.
 
     A stored config without such a field is the same run as one with this value: see :meth:`comparable`.
@@ -184,6 +220,33 @@ class BenchConfig(TrainConfig, _BenchSettings):
         None,
         description="channels-last memory format for image models (default: on for image models on CUDA)",
     )
+
+    _callables: dict[str, tuple[str, Callable[..., Any]]] = PrivateAttr(default_factory=dict)
+    """Per field of :data:`CALLABLE_FIELDS`: ``(reference, object)`` given or imported in this process."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _user_callables(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> BenchConfig:
+        """A callable ``model`` or ``train_fn`` becomes its reference (the field's value) and is kept
+        beside the config; a reference string is imported here, so a bad one fails before anything runs
+        (not when the values come from a run store: see :data:`_STORED`)."""
+        given: dict[str, tuple[str, Callable[..., Any]]] = {}
+        if isinstance(data, Mapping):
+            data = dict(data)
+            stored = bool((info.context or {}).get(_STORED))
+            for name in CALLABLE_FIELDS:
+                value = data.get(name)
+                if callable(value):
+                    data[name] = reference_of(value)
+                    given[name] = (data[name], value)
+                elif isinstance(value, str) and not stored and _is_user_reference(name, value):
+                    given[name] = (value, import_reference(value, _flag(name), _EXAMPLES[name]))
+        config = handler(data)
+        if given:
+            config._callables = given
+        return config
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -240,13 +303,23 @@ class BenchConfig(TrainConfig, _BenchSettings):
 
     @model_validator(mode="after")
     def _names(self) -> BenchConfig:
-        for registry, name in (
-            (STREAMS, self.stream),
-            (MODELS, self.model),
-            (ACQUISITIONS, self.acquisition),
-        ):
+        for registry, name in ((STREAMS, self.stream), (ACQUISITIONS, self.acquisition)):
             if name not in registry:
                 raise ActivewsError(registry.unknown_message(name))
+        if not _is_user_reference("model", self.model) and self.model not in MODELS:
+            raise ActivewsError(
+                MODELS.unknown_message(self.model) + " (or give your own factory as package.module:function)"
+            )
+        if self.train_fn is not None and self.counterfactual:
+            raise ActivewsError(
+                "--counterfactual trains its fresh models with activews' own loop, not --train-fn; drop "
+                "one of them"
+            )
+        if self.train_fn is not None and "grad_norms" in self.diagnostics:
+            raise ActivewsError(
+                "--diagnostics grad_norms watches the steps of activews' own training, not a --train-fn; "
+                "drop one of them"
+            )
         self._check_acquisition()
         if not self.dataset.endswith(".npz") and self.dataset not in DATASETS:
             raise ActivewsError(
@@ -272,7 +345,8 @@ class BenchConfig(TrainConfig, _BenchSettings):
         labels = [a.label for a in self.arm_specs]
         if len(set(labels)) != len(labels):
             raise ActivewsError(f"arms repeat: {labels}; remove duplicate values from --sweep")
-        model_params(self.model, self.model_params)
+        if self.model in MODELS:  # a factory gets its parameters unchecked
+            model_params(self.model, self.model_params)
         fields = type(self).model_fields
         given = [k for k in ("rounds", "initial", "query_size") if getattr(self, k) != fields[k].default]
         if self.schedule is not None and given:
@@ -372,9 +446,13 @@ class BenchConfig(TrainConfig, _BenchSettings):
 
     @classmethod
     def from_stored(cls, values: dict[str, Any]) -> BenchConfig:
-        """Rebuild a config saved in a run store; a one-line error if it no longer validates."""
+        """Rebuild a config saved in a run store; a one-line error if it no longer validates.
+
+        A ``model`` or ``train_fn`` reference is not imported here (a run's results load without the
+        user's code); :attr:`model_factory` and :attr:`train_function` import it when a run needs it.
+        """
         try:
-            return cls.build(**values)
+            return cls._validate(values, {_STORED: True})
         except ActivewsError as exc:
             raise ActivewsError(
                 f"the stored run config does not load: {exc} (if the run used --plugin, pass the same --plugin)"
@@ -383,7 +461,129 @@ class BenchConfig(TrainConfig, _BenchSettings):
     @classmethod
     def build(cls, **values: Any) -> BenchConfig:
         """Like ``BenchConfig(**values)`` but raises a one-line :class:`ActivewsError` on invalid input."""
+        return cls._validate(values, None)
+
+    @classmethod
+    def _validate(cls, values: dict[str, Any], context: dict[str, Any] | None) -> BenchConfig:
         try:
-            return cls(**values)
+            return cls.model_validate(values, context=context)
         except ValidationError as exc:
             raise ActivewsError(format_validation_error(exc, cls.model_fields)) from None
+
+    # ------------------------------------------------------------------ a user's model and training
+
+    @property
+    def model_factory(self) -> Callable[..., nn.Module] | None:
+        """The model factory this config names, or None for a registered model (imported on first use
+        when the config came from a store; a one-line error if that import fails)."""
+        return self._callable("model")
+
+    @property
+    def train_function(self) -> Callable[..., Any] | None:
+        """The training function of ``train_fn``, or None: each round trains to the target."""
+        return self._callable("train_fn")
+
+    def _callable(self, name: str) -> Callable[..., Any] | None:
+        value = getattr(self, name)
+        if value is None or not _is_user_reference(name, value):
+            return None
+        kept = self._callables.get(name)
+        if kept is not None and kept[0] == value:  # (a model_copy may have changed the field)
+            return kept[1]
+        if "<" in value or "(" in value or value.startswith("__main__:"):
+            try:
+                return import_reference(value, _flag(name), _EXAMPLES[name])  # __main__ of this process
+            except ActivewsError:
+                raise ActivewsError(
+                    f"{_flag(name)} {value!r} is recorded by name only (a lambda, a function defined inside "
+                    "another or in a script's __main__, a partial): pass the object itself again, "
+                    f"BenchConfig({name}=...) in Python, or use a module-level function of an importable "
+                    "module"
+                ) from None
+        return import_reference(value, _flag(name), _EXAMPLES[name])
+
+    def callables(self) -> dict[str, Callable[..., Any]]:
+        """The user's callables of this config by field (empty for a registered model and no ``train_fn``):
+        what worker processes need besides the config's JSON (see :meth:`with_callables`)."""
+        return {name: fn for name in CALLABLE_FIELDS if (fn := self._callable(name)) is not None}
+
+    def with_callables(self, callables: Mapping[str, Callable[..., Any]]) -> BenchConfig:
+        """This config with ``callables`` (from :meth:`callables`) kept beside it, by their field."""
+        if not callables:
+            return self
+        copy = self.model_copy()
+        copy._callables = {name: (getattr(self, name), fn) for name, fn in callables.items()}
+        return copy
+
+    def replace(self, **changes: Any) -> BenchConfig:
+        """A validated copy with ``changes`` (one-line error if invalid); the user's callables carry over."""
+        values = self.model_dump()
+        for name, (ref, fn) in self._callables.items():
+            if values.get(name) == ref:
+                values[name] = fn
+        return type(self).build(**(values | changes))
+
+    def build_model(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        seed: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> nn.Module:
+        """A draw of this config's model, seeded by ``seed``, on ``device``.
+
+        A registered model is built by :func:`~activews.models.build_model`; a factory is called as
+        ``factory(input_shape, num_classes, **model_params)`` on the CPU under torch's global RNG forked
+        and seeded by ``seed`` (the same draw as a registered model's: see
+        :func:`~activews.models.draw_seeded`), then moved to ``device``.
+
+        Raises:
+            ActivewsError: the factory raised (its error in one line, with the call), or returned
+                something else than an ``nn.Module``.
+        """
+        factory = self.model_factory
+        if factory is None:
+            return build_model(
+                self.model, input_shape, num_classes, self.model_params, seed=seed, device=device
+            )
+        shape, classes = tuple(input_shape), int(num_classes)
+        call = functools.partial(factory, shape, classes, **self.model_params)
+        call.__qualname__ = self.model  # type: ignore[attr-defined]  # how draw_seeded's error names it
+        try:
+            model = draw_seeded(call, seed, who="model factory")
+        except ActivewsError:
+            raise
+        except Exception as exc:  # the user's code: say which call failed, and with what
+            shown = "".join(f", {k}={v!r}" for k, v in self.model_params.items())
+            raise ActivewsError(
+                f"--model {self.model!r} failed when called as factory({shape}, {classes}{shown}): "
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; "
+                "check the factory and --model-param"
+            ) from exc
+        return model.to(device)
+
+    def meta_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module | None:
+        """This config's model built on PyTorch's meta device, for its structure and sizes only (no
+        memory, no random draws); None when it cannot be built there."""
+        factory = self.model_factory
+        if factory is None:
+            return meta_model(self.model, input_shape, num_classes, self.model_params)
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                model = factory(tuple(input_shape), int(num_classes), **self.model_params)
+        except Exception:
+            return None
+        return model if isinstance(model, nn.Module) else None
+
+
+def _is_user_reference(name: str, value: str) -> bool:
+    """Whether field ``name``'s string value names a user's callable (a registered model name does not)."""
+    return name != "model" or (value not in MODELS and is_reference(value))
+
+
+_EXAMPLES = {"model": "mypkg.nets:make_net", "train_fn": "mypkg.train:fit"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import re
 import signal
 import threading
@@ -32,7 +33,15 @@ from activews.errors import ActivewsError
 from activews.files import write_failure
 from activews.plugins import load_plugin, loaded_plugins
 
-__all__ = ["Cell", "run_cell", "execute_cells", "checkpoint_path", "EXECUTORS", "CELL_THREADS"]
+__all__ = [
+    "Cell",
+    "run_cell",
+    "execute_cells",
+    "checkpoint_path",
+    "pack_callables",
+    "EXECUTORS",
+    "CELL_THREADS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +222,14 @@ def execute_cells(
         return
     # Cheapest last: warm arms train far fewer steps, so they fill the gaps at the end (better balance).
     cells = sorted(cells, key=lambda c: c.arm == "warm")
+    # A user's model factory and training function travel pickled beside the config's JSON.
+    callables = {e: pack_callables(cfg, executor) for e, cfg in configs.items()}
     poller = _StorePoller(folder, progress, num_rounds or {e: c.num_rounds for e, c in configs.items()})
     try:
         if executor == "ray":
-            _execute_ray(folder, cells, configs, datasets, workers, address, poller, threads, gpus_per_cell)
+            _execute_ray(
+                folder, cells, configs, datasets, callables, workers, address, poller, threads, gpus_per_cell
+            )
         else:
             tasks = [
                 (
@@ -225,6 +238,7 @@ def execute_cells(
                     configs[cell.experiment].model_dump(mode="json"),
                     datasets.get(cell.experiment),
                     threads,
+                    callables[cell.experiment],
                 )
                 for cell in cells
             ]
@@ -243,9 +257,60 @@ def load_plugins(plugins: Sequence[str]) -> None:
 
 
 def _worker_cell(
-    folder: str, cell: Cell, config_json: dict[str, Any], dataset: Dataset | None, threads: int
+    folder: str,
+    cell: Cell,
+    config_json: dict[str, Any],
+    dataset: Dataset | None,
+    threads: int,
+    callables: dict[str, bytes] | None = None,
 ) -> int:
-    return run_cell(folder, cell, BenchConfig.model_validate(config_json), dataset, threads=threads)
+    config = BenchConfig.from_stored(config_json)
+    config = config.with_callables(_unpack(callables or {}, config))
+    return run_cell(folder, cell, config, dataset, threads=threads)
+
+
+def pack_callables(config: BenchConfig, executor: str, how: str = "--workers") -> dict[str, bytes]:
+    """A config's callables (:meth:`BenchConfig.callables`) pickled one by one, for a worker to unpickle
+    itself (so that a module it cannot import is a one-line error there). For Ray with Ray's cloudpickle,
+    which sends what plain pickle cannot (a lambda, a function of the caller's script) by value.
+
+    Raises:
+        ActivewsError: one does not pickle (a lambda or a local function for local worker processes);
+            ``how`` is how the user asked for other processes (``--workers 2``).
+    """
+    if executor == "ray":
+        from ray import cloudpickle as pickler
+    else:
+        pickler = pickle
+    out = {}
+    for name, fn in config.callables().items():
+        try:
+            out[name] = pickler.dumps(fn)
+        except Exception as exc:
+            short = getattr(fn, "__name__", "")
+            if not short.isidentifier():
+                short = "make_net" if name == "model" else "train"
+            raise ActivewsError(
+                f"--{name.replace('_', '-')} {getattr(config, name)!r} cannot be sent to worker processes "
+                f"({how}): {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}; define "
+                f"{short} at module level in an importable module, not as a lambda or inside a function "
+                "(or run every cell in this process: --workers 1)"
+            ) from None
+    return out
+
+
+def _unpack(packed: dict[str, bytes], config: BenchConfig) -> dict[str, Any]:
+    out = {}
+    for name, blob in packed.items():
+        try:
+            out[name] = pickle.loads(blob)
+        except (ImportError, AttributeError) as exc:
+            raise ActivewsError(
+                f"a worker process cannot load --{name.replace('_', '-')} {getattr(config, name)!r} "
+                f"({type(exc).__name__}: {exc}); make its module importable where cells run: put its "
+                "folder on PYTHONPATH (or install it) on every machine that runs them"
+            ) from None
+    return out
 
 
 def _execute_ray(
@@ -253,6 +318,7 @@ def _execute_ray(
     cells: Sequence[Cell],
     configs: dict[int, BenchConfig],
     datasets: dict[int, Dataset],
+    callables: dict[int, dict[str, bytes]],
     workers: int,
     address: str | None,
     poller: _StorePoller,
@@ -293,6 +359,7 @@ def _execute_ray(
                 plugins,
                 threads,
                 driver,
+                callables[cell.experiment],
             )
             for cell in cells
         ]
@@ -351,8 +418,9 @@ def _ray_cell(
     plugins: list[str],
     threads: int,
     driver: int | None = None,
+    callables: dict[str, bytes] | None = None,
 ) -> int:
     if driver is not None:
         stop_when_gone(driver)
     load_plugins(plugins)
-    return _worker_cell(folder, cell, config_json, dataset, threads)
+    return _worker_cell(folder, cell, config_json, dataset, threads, callables)

@@ -27,7 +27,6 @@ from typing import Any, Literal
 from activews.data import Dataset
 from activews.engine.config import BenchConfig
 from activews.errors import ActivewsError
-from activews.models import meta_model
 
 __all__ = [
     "CELL_THREADS",
@@ -267,7 +266,7 @@ def cell_memory(config: BenchConfig, dataset: Dataset) -> CellMemory | None:
         for t in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
     )
     shape = tuple(dataset.input_shape)
-    model = meta_model(config.model, shape, dataset.num_classes, config.model_params)
+    model = config.meta_model(shape, dataset.num_classes)
     if model is None:
         return None
     sizes: list[int] = []

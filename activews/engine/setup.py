@@ -13,7 +13,6 @@ from activews.data import Dataset, load_dataset
 from activews.engine.config import CHANNELS_LAST_ON_CPU, FP16_ON_CPU, BenchConfig
 from activews.engine.resources import check_gpus_per_cell
 from activews.errors import ActivewsError
-from activews.models import build_model, meta_model
 from activews.strategies import make_strategy
 from activews.streams import STREAMS, Stream
 from activews.training import TrainConfig, compile_problem, uses_channels_last
@@ -86,10 +85,35 @@ def check_fits(config: BenchConfig, dataset: Dataset) -> None:
             f"--augment (random crop + flip) needs image data (C, H, W); {dataset.name} examples have shape "
             f"{tuple(dataset.input_shape)}; drop --augment"
         )
-    model = build_model(config.model, dataset.input_shape, dataset.num_classes, config.model_params)
+    model = config.build_model(dataset.input_shape, dataset.num_classes)
+    if config.model_factory is not None:
+        _check_outputs(config, model, dataset)
     stream.check_model(model)  # e.g. bald needs dropout
     for spec in config.arm_specs:
         make_strategy(spec.strategy, spec.params).check_model(model)
+
+
+def _check_outputs(config: BenchConfig, model: torch.nn.Module, dataset: Dataset) -> None:
+    """A user's factory must build a model with one output per class: checked on one example."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(dataset.x_train[:1].to(next(model.parameters(), torch.empty(0)).device))
+    except Exception as exc:
+        raise ActivewsError(
+            f"--model {config.model!r}: the model fails on one {dataset.name} example of shape "
+            f"{tuple(dataset.input_shape)}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}; "
+            "check that the factory builds for input_shape"
+        ) from exc
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, dataset.num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ActivewsError(
+            f"--model {config.model!r}: the model's output for one example is {got}; it must be logits of "
+            f"shape (batch, num_classes) = (1, {dataset.num_classes})"
+        )
 
 
 def train_config(config: BenchConfig, dataset: Dataset, device: torch.device) -> TrainConfig:
@@ -109,7 +133,7 @@ def _image_model(config: BenchConfig, dataset: Dataset) -> bool:
     if len(shape) != 3:
         return False
     # A builder that cannot run on the meta device keeps the default layout.
-    model = meta_model(config.model, shape, dataset.num_classes, config.model_params)
+    model = config.meta_model(shape, dataset.num_classes)
     return model is not None and uses_channels_last(model, shape)
 
 
