@@ -81,3 +81,23 @@ def test_roundlog_basics_run_and_save_a_folder_report_reads(tmp_path, monkeypatc
     capsys.readouterr()
     assert main(["report", "runs/mine"]) == 0
     assert "+3.00" in capsys.readouterr().out
+
+
+def test_the_bench_on_your_model_and_training_function_runs_as_a_script(tmp_path):
+    import subprocess
+    import sys
+
+    text = DOC.read_text()
+    section = text[text.index("## Your model and training function in the bench") :]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    script = tmp_path / "user_bench.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # random, warm, shrink_perturb: same epochs each, so the same steps; accuracies are fractions
+    arms = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 - the script's own printed list
+    assert [a for a, _, _ in arms] == ["random", "warm", "shrink_perturb"]
+    assert len({steps for _, _, steps in arms}) == 1
+    assert all(0.0 <= acc <= 1.0 for _, acc, _ in arms)
