@@ -23,18 +23,7 @@ from activews.models import build_model
 from .run_helpers import comparable
 
 TINY = dict(n_examples=600, rounds=2, initial=100, query_size=100, seeds=2)
-TINY_FLAGS = [
-    "--n-examples",
-    "600",
-    "--rounds",
-    "2",
-    "--initial",
-    "100",
-    "--query-size",
-    "100",
-    "--seeds",
-    "2",
-]
+TINY_FLAGS = [part for key, value in TINY.items() for part in (f"--{key.replace('_', '-')}", str(value))]
 TIMING = {"seconds", "init_seconds", "select_seconds", "cumulative_seconds"}
 
 
