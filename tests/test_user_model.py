@@ -142,6 +142,14 @@ def test_factory_and_train_fn_end_to_end():
     assert untimed(other.records) != untimed(result.records)
 
 
+def test_the_protocol_line_names_the_training_function():
+    from activews.report.tables import protocol_title
+
+    own = protocol_title(BenchConfig.build(**TINY, model=make_mlp, train_fn=sgd_epochs))
+    assert f"trained by {__name__}:sgd_epochs" in own and "train to" not in own
+    assert "adam lr 0.001 · train to 99%" in protocol_title(BenchConfig.build(**TINY))
+
+
 def test_a_factory_draws_exactly_as_the_registered_model():
     """A factory is seeded as a registered model is: wrapping the registered mlp changes no number."""
     values = TINY | {"seeds": 1, "model_params": {"hidden": [16]}, "max_epochs": 30}

@@ -57,9 +57,11 @@ def protocol_title(config: BenchConfig | None) -> str:
     else:
         stream = f"{config.stream}, {config.initial}+{config.query_size}/round"
     first = "" if config.first_round_epochs is None else f" (round 0: {config.first_round_epochs} epochs)"
+    train_fn = getattr(config, "train_fn", None)
+    stop = f"trained by {train_fn}" if train_fn else f"train to {config.target_accuracy:.0%}{first}"
+    training = f"{config.optimizer} lr {config.lr:g} · {stop}"
     return (
-        f"{stream} · {config.dataset} · {config.model} · {config.optimizer} lr {config.lr:g} · "
-        f"train to {config.target_accuracy:.0%}{first} · "
+        f"{stream} · {config.dataset} · {config.model} · {training} · "
         f"{len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''}"
     )
 
