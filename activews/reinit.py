@@ -192,7 +192,7 @@ class Reinitializer:
         """Round 0's model: the factory's draw seeded from ``seed`` (what ``reinit(None)`` starts from)."""
         if self.factory is None:
             raise ActivewsError("no factory to build the model from: pass factory= or pass the model")
-        return draw_seeded(self.factory, derive_seed(self.seed, _MODEL), who="factory")
+        return draw_seeded(self.factory, derive_seed(self.seed, _MODEL))
 
     def _fresh(self, device: torch.device) -> Callable[[], nn.Module] | None:
         factory = self.factory
@@ -202,7 +202,7 @@ class Reinitializer:
 
         def draw() -> nn.Module:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-            return draw_seeded(factory, seed, who="factory").to(device)
+            return draw_seeded(factory, seed).to(device)
 
         return draw
 

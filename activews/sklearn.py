@@ -29,7 +29,7 @@ from torch import nn
 from activews.engine.setup import derive_seed, resolve_device
 from activews.engine.step import RoundStep
 from activews.errors import ActivewsError, format_validation_error
-from activews.models import MODELS, build_model, model_params
+from activews.models import MODELS, build_from_factory, build_model, model_params
 from activews.strategies import InitStrategy, make_strategy
 from activews.training import TrainConfig, predict_proba
 
@@ -477,22 +477,15 @@ class WarmStartClassifier(ClassifierMixin, BaseEstimator):
                 seed=seed,
                 device=settings.device,
             )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            try:
-                model = settings.model(input_shape, num_classes, **settings.model_params)
-            except Exception as exc:  # user code: say which call failed and with what arguments
-                raise ActivewsError(
-                    f"model factory {settings.model!r} failed when called as factory({input_shape}, {num_classes}"
-                    f"{''.join(f', {k}={v!r}' for k, v in settings.model_params.items())}): "
-                    f"{type(exc).__name__}: {exc}; check the factory and model_params"
-                ) from exc
-        if not isinstance(model, nn.Module):
-            raise ActivewsError(
-                f"model factory {settings.model!r} returned {type(model).__name__}; it must return a "
-                f"torch.nn.Module with one output per class"
-            )
-        return model.to(settings.device)
+        return build_from_factory(
+            settings.model,
+            input_shape,
+            num_classes,
+            settings.model_params,
+            seed=seed,
+            device=settings.device,
+            who=f"model factory {settings.model!r}",
+        )
 
     # ------------------------------------------------------------------ fit / predict
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "TrainConfig",
     "TrainStats",
+    "StopReason",
     "Step",
     "train_to_criterion",
     "make_optimizer",
@@ -226,6 +227,11 @@ class TrainConfig(Settings):
     )
 
 
+StopReason = Literal["target", "plateau", "max_epochs", "epochs", "empty", "train_fn"]
+"""How a round's training ended: the target accuracy, the plateau rule, the epoch cap, a fixed number of
+epochs, no data, or a training function of one's own (``train_fn``) that did not say."""
+
+
 @dataclass
 class TrainStats:
     """Compute spent in one round of training and how it ended."""
@@ -235,7 +241,7 @@ class TrainStats:
     seconds: float
     train_accuracy: float | None
     train_loss: float | None
-    stop_reason: Literal["target", "plateau", "max_epochs", "epochs", "empty", "train_fn"]
+    stop_reason: StopReason
 
     @property
     def reached_target(self) -> bool:

@@ -252,7 +252,9 @@ def test_a_factory_of_another_architecture_is_a_one_line_error():
 
 def test_a_factory_returning_no_module_is_a_one_line_error():
     reinit = Reinitializer("random", factory=lambda: "net", seed=0)
-    with pytest.raises(ActivewsError, match=r"returned str; it must return a new torch.nn.Module"):
+    with pytest.raises(
+        ActivewsError, match=r"returned str; it must return a torch.nn.Module \(a new one each call\)"
+    ):
         reinit(None)
 
 

@@ -316,7 +316,9 @@ def test_a_factory_with_the_wrong_outputs_is_refused_before_training(no_data_loa
     with pytest.raises(ActivewsError, match=r"output for one example is \(1, 3\); .* \(1, 10\)"):
         run_bench(config, dataset=_dataset())
     config = BenchConfig.build(**TINY, model=lambda shape, classes: "not a module")
-    with pytest.raises(ActivewsError, match=r"returned str; it must return a new torch.nn.Module"):
+    with pytest.raises(
+        ActivewsError, match=r"returned str; it must return a torch.nn.Module \(a new one each call\)"
+    ):
         run_bench(config, dataset=_dataset())
 
 

@@ -6,7 +6,6 @@ so a user never learns two vocabularies.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from torch import nn
 from activews.data import DATASETS
 from activews.diagnostics import check_diagnostics
 from activews.errors import ActivewsError, format_validation_error
-from activews.models import MODELS, build_model, draw_seeded, meta_model, model_params
+from activews.models import MODELS, build_from_factory, build_model, meta_model, model_params
 from activews.plugins import import_reference, is_reference, reference_of
 from activews.strategies import get_strategy
 from activews.streams import ACQUISITIONS, STREAMS, make_acquisition
@@ -533,10 +532,10 @@ class BenchConfig(TrainConfig, _BenchSettings):
     ) -> nn.Module:
         """A draw of this config's model, seeded by ``seed``, on ``device``.
 
-        A registered model is built by :func:`~activews.models.build_model`; a factory is called as
-        ``factory(input_shape, num_classes, **model_params)`` on the CPU under torch's global RNG forked
-        and seeded by ``seed`` (the same draw as a registered model's: see
-        :func:`~activews.models.draw_seeded`), then moved to ``device``.
+        A registered model is built by :func:`~activews.models.build_model`; a factory by
+        :func:`~activews.models.build_from_factory` (``factory(input_shape, num_classes,
+        **model_params)`` on the CPU under torch's global RNG forked and seeded by ``seed``, the same
+        draw as a registered model's), then moved to ``device``.
 
         Raises:
             ActivewsError: the factory raised (its error in one line, with the call), or returned
@@ -547,21 +546,16 @@ class BenchConfig(TrainConfig, _BenchSettings):
             return build_model(
                 self.model, input_shape, num_classes, self.model_params, seed=seed, device=device
             )
-        shape, classes = tuple(input_shape), int(num_classes)
-        call = functools.partial(factory, shape, classes, **self.model_params)
-        call.__qualname__ = self.model  # type: ignore[attr-defined]  # how draw_seeded's error names it
-        try:
-            model = draw_seeded(call, seed, who="model factory")
-        except ActivewsError:
-            raise
-        except Exception as exc:  # the user's code: say which call failed, and with what
-            shown = "".join(f", {k}={v!r}" for k, v in self.model_params.items())
-            raise ActivewsError(
-                f"--model {self.model!r} failed when called as factory({shape}, {classes}{shown}): "
-                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; "
-                "check the factory and --model-param"
-            ) from exc
-        return model.to(device)
+        return build_from_factory(
+            factory,
+            input_shape,
+            num_classes,
+            self.model_params,
+            seed=seed,
+            device=device,
+            who=f"--model {self.model!r}",
+            fix="check the factory and --model-param",
+        )
 
     def meta_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module | None:
         """This config's model built on PyTorch's meta device, for its structure and sizes only (no

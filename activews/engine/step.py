@@ -35,7 +35,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from torch import nn
@@ -45,6 +45,7 @@ from activews.errors import ActivewsError
 from activews.models import same_architecture
 from activews.strategies import NEEDS, InitContext, InitStrategy, RoundHooks, training_hooks
 from activews.training import (
+    StopReason,
     TrainConfig,
     TrainStats,
     global_rng_from,
@@ -112,7 +113,7 @@ class TrainHooks(RoundHooks):
 TrainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, TrainHooks], Any]
 """``train_fn(model, x, y, hooks) -> TrainStats | Mapping``: see :class:`TrainHooks`."""
 
-_STOP_REASONS = ("target", "plateau", "max_epochs", "epochs", "empty", "train_fn")
+_STOP_REASONS: tuple[str, ...] = get_args(StopReason)
 
 
 def as_train_stats(result: Any, seconds: float, who: str = "train_fn") -> TrainStats:

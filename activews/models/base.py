@@ -24,6 +24,7 @@ __all__ = [
     "model_params",
     "meta_model",
     "draw_seeded",
+    "build_from_factory",
     "same_architecture",
 ]
 
@@ -109,12 +110,13 @@ def build_model(
         ) from None
 
 
-def draw_seeded(factory: Callable[[], Any], seed: int | None, *, who: str = "model factory") -> nn.Module:
+def draw_seeded(factory: Callable[[], Any], seed: int | None, *, who: str | None = None) -> nn.Module:
     """Call ``factory()`` with torch's global CPU RNG seeded by ``seed`` (forked: the caller's random
     state is left as it was), so that a user's own ``nn.Module`` class or function draws reproducible
     weights. ``seed=None`` calls it unseeded.
 
     The factory should build its model on the CPU (move it afterwards): a CUDA RNG is not seeded here.
+    ``who`` names the factory in errors (default: ``model factory 'NAME'``).
 
     Raises:
         ActivewsError: the factory returned something else than an ``nn.Module``.
@@ -126,11 +128,46 @@ def draw_seeded(factory: Callable[[], Any], seed: int | None, *, who: str = "mod
             torch.manual_seed(int(seed))
             model = factory()
     if not isinstance(model, nn.Module):
+        who = who or f"model factory {_callable_name(factory)}"
         raise ActivewsError(
-            f"{who} {_callable_name(factory)} returned {type(model).__name__}; it must return a new "
-            "torch.nn.Module each call"
+            f"{who} returned {type(model).__name__}; it must return a torch.nn.Module (a new one each call)"
         )
     return model
+
+
+def build_from_factory(
+    factory: Callable[..., Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    params: Mapping[str, Any],
+    *,
+    seed: int | None,
+    device: torch.device | str = "cpu",
+    who: str | None = None,
+    fix: str = "check the factory and model_params",
+) -> nn.Module:
+    """A user's ``factory(input_shape, num_classes, **params)``, drawn as :func:`draw_seeded` draws (the
+    same draw a registered model gets for ``seed``), then moved to ``device``. The estimator and the
+    bench build user models through this.
+
+    Raises:
+        ActivewsError: the factory raised (its error in one line, with the call and ``fix``), or
+            returned something else than an ``nn.Module``.
+    """
+    who = who or f"model factory {_callable_name(factory)}"
+    shape, classes = tuple(input_shape), int(num_classes)
+    try:
+        model = draw_seeded(functools.partial(factory, shape, classes, **params), seed, who=who)
+    except ActivewsError:
+        raise
+    except Exception as exc:  # the user's code: say which call failed, and with what
+        shown = "".join(f", {k}={v!r}" for k, v in params.items())
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ActivewsError(
+            f"{who} failed when called as factory({shape}, {classes}{shown}): "
+            f"{type(exc).__name__}: {first}; {fix}"
+        ) from exc
+    return model.to(device)
 
 
 def _callable_name(obj: Any) -> str:
