@@ -28,6 +28,7 @@ from activews.errors import ActivewsError
 from activews.models import MODELS
 from activews.strategies import list_strategies
 from activews.streams import ACQUISITIONS, STREAMS
+from activews.streams.shifts import list_shifts
 
 __all__ = [
     "FLAGS",
@@ -204,6 +205,10 @@ FLAGS: dict[str, Flag] = {
         see="docs/concepts.md",
     ),
     "precision": Flag(choices=True),
+    "shift": Flag(names=lambda: list_shifts(), see="docs/concepts.md"),
+    "tasks": Flag(metavar="N"),
+    "classes_per_task": Flag(metavar="N"),
+    "replay": Flag(metavar="all|none|buffer:N", example="buffer:500"),
 }
 """Per field, only what its declaration cannot say (fields not named here need nothing)."""
 
@@ -234,6 +239,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "label_budget",
         "score_batch",
     ),
+    "continual streams (data that shift between tasks)": ("shift", "tasks", "classes_per_task", "replay"),
     "training (each round trains to the target accuracy)": (
         "optimizer",
         "lr",

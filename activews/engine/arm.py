@@ -25,11 +25,12 @@ from activews.data import Dataset
 from activews.diagnostics import Counterfactual, make_diagnostics
 from activews.engine.checkpoint import ArmCheckpoint, cell_identity
 from activews.engine.config import ArmSpec, BenchConfig
-from activews.engine.setup import derive_seed, make_stream, resolve_device, train_config
+from activews.engine.setup import derive_seed, make_stream, make_tasks, resolve_device, train_config
 from activews.engine.step import RoundStep
 from activews.errors import ActivewsError
 from activews.strategies import make_strategy
 from activews.streams import ModelView, Round
+from activews.streams.replay import Replay
 from activews.training import autocast, evaluate, make_optimizer
 
 __all__ = ["ProgressEvent", "ProgressFn", "run_arm"]
@@ -37,7 +38,7 @@ __all__ = ["ProgressEvent", "ProgressFn", "run_arm"]
 log = logging.getLogger(__name__)
 
 # Independent random streams derived from one seed; the numbers only name the purpose.
-_MODEL0, _STREAM, _TRAIN, _INIT, _COUNTERFACTUAL = 0, 1, 2, 3, 4
+_MODEL0, _STREAM, _TRAIN, _INIT, _COUNTERFACTUAL, _TASKS, _REPLAY = 0, 1, 2, 3, 4, 5, 6
 
 
 def _generator(seed: int, purpose: int) -> torch.Generator:
@@ -113,7 +114,15 @@ def run_arm(
     )
     # The counterfactual models draw from their own generator, so the arm's numbers do not depend on it.
     counter_gen = _generator(seed, _COUNTERFACTUAL)
-    stream = make_stream(config, len(y_train), stream_gen)
+    # A shifting stream: the pool transformed task by task, one evaluation set per task (same seed, same
+    # tasks for every arm: a paired comparison).
+    tasks = make_tasks(config, dataset, _generator(seed, _TASKS))
+    evals: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if tasks is not None:
+        x_train, y_train = tasks.x_train.to(device), tasks.y_train.to(device)
+        evals = [(ev.x.to(device), ev.y.to(device)) for ev in tasks.evals]
+    stream = make_stream(config, len(y_train), stream_gen, tasks)
+    replay = Replay(config.replay, _generator(seed, _REPLAY))
 
     def draw_model(draw: int) -> nn.Module:
         return config.build_model(dataset.input_shape, dataset.num_classes, seed=draw, device=device)
@@ -164,6 +173,8 @@ def run_arm(
             gen.set_state(saved[key])
         if "gen_counter" in saved:
             counter_gen.set_state(saved["gen_counter"])
+        if "replay" in saved:
+            replay.load_state_dict(saved["replay"])
         strat.load_state_dict(saved["strategy"])
         records = list(saved["records"])
         prev = Round(int(saved["round"]), saved["labeled"], saved["new"])
@@ -184,8 +195,23 @@ def run_arm(
             with amp:
                 rnd = stream.next(prev, ModelView(model, x_train, batch_size=train_cfg.eval_batch_size))
         select_seconds = time.perf_counter() - t_select if prev is not None else 0.0
-        labeled = rnd.labeled.to(device)
-        x_l, y_l = x_train[labeled], y_train[labeled]
+        continual: dict[str, Any] = {}
+        if tasks is not None:
+            continual["task"] = stream.task_of_round(r)  # type: ignore[attr-defined]
+            # Average online accuracy (Kumar et al.): the previous round's model on the examples that
+            # just arrived, before the strategy or training touches it.
+            new = rnd.new.to(device)
+            with amp:
+                continual["online_accuracy"] = (
+                    evaluate(model, x_train[new], y_train[new], train_cfg.eval_batch_size)[0]
+                    if prev is not None
+                    else None
+                )
+        train_idx, new_mask = replay.train_set(rnd.labeled, rnd.new)
+        if replay.capacity is not None:
+            continual["n_train"] = len(train_idx)
+        train_idx = train_idx.to(device)
+        x_l, y_l = x_train[train_idx], y_train[train_idx]
         result = step.run(
             model,
             x_l,
@@ -196,7 +222,7 @@ def run_arm(
             init_generator=init_gen,
             train_generator=train_gen,
             device=device,
-            new_mask=rnd.new_mask().to(device),
+            new_mask=new_mask.to(device),
             optimizer=optimizer,
         )
         model, optimizer, stats = result.model, result.optimizer, result.stats
@@ -204,7 +230,13 @@ def run_arm(
         if config.stream != "passive":  # arms select their own data: keep what each round added
             diag["new_indices"] = rnd.new.tolist()
         with amp:
-            test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
+            if tasks is None:
+                test_acc, test_loss = evaluate(model, x_test, y_test, train_cfg.eval_batch_size)
+            else:
+                test_acc, test_loss, scores = _task_scores(
+                    model, evals, continual["task"], train_cfg.eval_batch_size
+                )
+                continual |= scores
         cum_steps += stats.steps
         cum_seconds += stats.seconds
         record = {
@@ -214,6 +246,7 @@ def run_arm(
             "round": r,
             "n_labeled": rnd.n_labeled,
             "n_new": rnd.n_new,
+            **continual,
             "test_accuracy": test_acc,
             "test_loss": test_loss,
             "train_accuracy": stats.train_accuracy,
@@ -241,6 +274,7 @@ def run_arm(
                     "gen_train": train_gen.get_state(),
                     "gen_init": init_gen.get_state(),
                     "gen_counter": counter_gen.get_state(),
+                    "replay": replay.state_dict(),
                     "strategy": strat.state_dict(),
                     "records": records,
                 },
@@ -255,3 +289,25 @@ def run_arm(
     if progress:
         progress(ProgressEvent("arm_end", spec.label, seed, stream.num_rounds - 1, stream.num_rounds))
     return records
+
+
+def _task_scores(
+    model: nn.Module, evals: list[tuple[torch.Tensor, torch.Tensor]], task: int, batch_size: int
+) -> tuple[float, float, dict[str, Any]]:
+    """A shifting stream's scores after a round: accuracy and loss on the pooled evaluation sets of the
+    tasks seen so far (the round's ``test_accuracy``/``test_loss``), and the continual fields: accuracy
+    on each task's set (``task_accuracies``, every task, unseen ones too), on the current task
+    (``task_accuracy``) and their mean over the tasks seen (``seen_accuracy``)."""
+    per_task = [evaluate(model, x, y, batch_size) for x, y in evals]
+    sizes = [len(y) for _, y in evals[: task + 1]]
+    seen = per_task[: task + 1]
+    total = max(1, sum(sizes))
+    accuracy = sum(acc * n for (acc, _), n in zip(seen, sizes, strict=True)) / total
+    loss = sum(ls * n for (_, ls), n in zip(seen, sizes, strict=True)) / total
+    accuracies = [acc for acc, _ in per_task]
+    fields = {
+        "task_accuracy": accuracies[task],
+        "seen_accuracy": sum(accuracies[: task + 1]) / (task + 1),
+        "task_accuracies": accuracies,
+    }
+    return accuracy, loss, fields

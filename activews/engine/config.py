@@ -33,7 +33,9 @@ from activews.plugins import import_reference, is_reference, reference_of
 from activews.strategies import get_strategy
 from activews.streams import ACQUISITIONS, STREAMS, make_acquisition
 from activews.streams.passive import schedule_sizes
+from activews.streams.replay import check_buffer
 from activews.streams.selective import NEEDS_BUDGET
+from activews.streams.shifts import SHIFTS, get_shift, rounds_per_task
 from activews.training import TrainConfig
 from activews.validation import Settings
 
@@ -174,6 +176,24 @@ class _BenchSettings(Settings):
     label_budget: int | None = Field(
         None, ge=0, description="selective: at most this many labels after round 0, over the whole stream"
     )
+    shift: str = Field(
+        "none",
+        description="how the data change between tasks (none: a stationary stream)",
+    )
+    tasks: int | None = Field(
+        None,
+        ge=1,
+        description="number of tasks of a shifting stream; --rounds is split evenly between them (default: "
+        "one task per round; class_incremental: classes / classes per task)",
+    )
+    classes_per_task: int | None = Field(
+        None, ge=1, description="class_incremental: classes per task (default 2)"
+    )
+    replay: str = Field(
+        "all",
+        description="what each round trains on: all (every labeled example, the default), none (only the "
+        "round's new examples) or buffer:N (a seeded reservoir of N earlier examples plus the new ones)",
+    )
     counterfactual: bool = Field(
         False,
         description="active/selective: also train a fresh model on each round's labeled set, to split the "
@@ -209,6 +229,10 @@ class BenchConfig(TrainConfig, _BenchSettings):
         "channels_last": None,
         "compile": False,
         "train_fn": None,
+        "shift": "none",
+        "tasks": None,
+        "classes_per_task": None,
+        "replay": "all",
     }
     """Fields added after runs were first stored, with the value that behaves as runs did before them.
 
@@ -374,7 +398,56 @@ class BenchConfig(TrainConfig, _BenchSettings):
             )
         if self.schedule is not None:
             schedule_sizes(self.schedule, 10**9)  # checks range and order; sizes are checked on the real pool
+        self._check_continual()
         return self
+
+    def _check_continual(self) -> None:
+        """Shift, tasks and replay, checked before any data loads (what depends on the data: at setup)."""
+        if self.shift not in SHIFTS:
+            raise ActivewsError(SHIFTS.unknown_message(self.shift))
+        shift = get_shift(self.shift)
+        if self.classes_per_task is not None and not shift.splits_classes:
+            raise ActivewsError(
+                f"--classes-per-task applies to shifts that split the classes (class_incremental), not "
+                f"{self.shift!r}; drop --classes-per-task"
+            )
+        if self.shift == "none" and self.tasks not in (None, 1):
+            raise ActivewsError(
+                f"--tasks {self.tasks} needs a shift between tasks; add --shift permuted_inputs (or another "
+                "shift) or drop --tasks"
+            )
+        if self.shift != "none":
+            if self.schedule is not None:
+                raise ActivewsError(
+                    "--schedule does not apply to a shifting stream; give --rounds, --initial and --query-size"
+                )
+            if self.stream == "selective":
+                raise ActivewsError(
+                    "--shift works with the passive and active streams (the selective stream's arrivals span "
+                    "the whole pool); use --stream passive or active"
+                )
+            if self.counterfactual:
+                raise ActivewsError(
+                    "--counterfactual is not measured on shifting streams yet; drop --counterfactual or --shift"
+                )
+            if self.tasks is not None:
+                rounds_per_task(self.rounds, self.tasks)
+            elif self.rounds < 1:
+                rounds_per_task(self.rounds, 1)
+        check_buffer(self.replay, self._labeled_total())  # also: a one-line error on bad syntax
+
+    def _labeled_total(self) -> int | None:
+        """Examples the whole stream labels, when the settings alone say (else None: known at setup)."""
+        if self.schedule is not None or self.rounds < 1:
+            return None
+        if self.shift == "none":
+            return self.initial + (self.rounds - 1) * self.query_size
+        tasks = self.tasks
+        if tasks is None:
+            if get_shift(self.shift).splits_classes:
+                return None
+            tasks = self.rounds  # one task per round
+        return tasks * self.initial + (self.rounds - tasks) * self.query_size
 
     def _check_acquisition(self) -> None:
         """Acquisition parameters and pool subsampling, checked before any data loads."""

@@ -15,6 +15,8 @@ from activews.engine.resources import check_gpus_per_cell
 from activews.errors import ActivewsError
 from activews.strategies import make_strategy
 from activews.streams import STREAMS, Stream
+from activews.streams.replay import check_buffer
+from activews.streams.shifts import Shift, Tasks, TaskStream, get_shift
 from activews.training import TrainConfig, compile_problem, uses_channels_last
 
 __all__ = [
@@ -23,7 +25,9 @@ __all__ = [
     "dataset_fingerprint",
     "derive_seed",
     "load_bench_dataset",
+    "make_shift",
     "make_stream",
+    "make_tasks",
     "resolve_device",
     "train_config",
 ]
@@ -60,9 +64,50 @@ def resolve_device(name: Any, fix: str = "use --device cpu or auto") -> torch.de
     return device
 
 
-def make_stream(config: BenchConfig, pool_size: int, gen: torch.Generator) -> Stream:
-    """The configured stream over a pool of ``pool_size`` examples (see :meth:`Stream.from_config`)."""
-    return STREAMS.get(config.stream).from_config(config, pool_size, gen)
+def make_stream(
+    config: BenchConfig, pool_size: int, gen: torch.Generator, tasks: Tasks | None = None
+) -> Stream:
+    """The configured stream over a pool of ``pool_size`` examples (see :meth:`Stream.from_config`); with
+    ``tasks`` (a shifting stream), the stream run task after task over the tasks' parts."""
+    stream = STREAMS.get(config.stream)
+    if tasks is None:
+        return stream.from_config(config, pool_size, gen)
+    return TaskStream(stream, tasks.parts, config, pool_size, gen)
+
+
+def labeled_total(stream: Stream) -> int | None:
+    """Examples the whole stream labels, for the built-in streams (None when the stream does not say)."""
+    inner = stream.inner if isinstance(stream, TaskStream) else [stream]
+    sizes = [getattr(s, "sizes", None) for s in inner]
+    return None if any(not z for z in sizes) else sum(z[-1] for z in sizes)  # type: ignore[index]
+
+
+def make_shift(config: BenchConfig, num_classes: int) -> Shift | None:
+    """The configured shift (None for the stationary stream), its task count resolved: ``--tasks``, else
+    ``classes / classes_per_task`` (default 2) for shifts that split the classes, else one per round."""
+    if config.shift == "none":
+        return None
+    cls = get_shift(config.shift)
+    tasks = config.tasks
+    if tasks is None:
+        if cls.splits_classes:
+            per = config.classes_per_task or 2
+            tasks = max(1, num_classes // per)
+        else:
+            tasks = config.rounds
+    return cls(tasks, classes_per_task=config.classes_per_task if cls.splits_classes else None)
+
+
+def make_tasks(config: BenchConfig, dataset: Dataset, gen: torch.Generator) -> Tasks | None:
+    """The dataset made into the configured task sequence, drawn from ``gen`` (None: no shift)."""
+    shift = make_shift(config, dataset.num_classes)
+    if shift is None:
+        return None
+    if shift.splits_classes and config.classes_per_task is None and config.tasks is None:
+        shift.classes_per_task = 2
+    return shift.build(
+        dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, dataset.num_classes, gen
+    )
 
 
 def load_bench_dataset(config: BenchConfig) -> Dataset:
@@ -78,8 +123,11 @@ def load_bench_dataset(config: BenchConfig) -> Dataset:
 
 
 def check_fits(config: BenchConfig, dataset: Dataset) -> None:
-    """Fail before training if the stream or the model does not fit the dataset."""
-    stream = make_stream(config, len(dataset.y_train), torch.Generator().manual_seed(0))
+    """Fail before training if the stream, the shift or the model does not fit the dataset."""
+    gen = torch.Generator().manual_seed(0)
+    tasks = make_tasks(config, dataset, gen)
+    stream = make_stream(config, len(dataset.y_train), gen, tasks)
+    check_buffer(config.replay, labeled_total(stream))
     if config.augment and dataset.x_train.dim() != 4:
         raise ActivewsError(
             f"--augment (random crop + flip) needs image data (C, H, W); {dataset.name} examples have shape "

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from activews.diagnostics import RECORD_FIELDS
+from activews.engine.continual import continual_summary, is_continual
 
 __all__ = ["jaccard", "mean_ci", "summarize"]
 
@@ -48,15 +49,19 @@ def _reached_target(rows: Sequence[dict[str, Any]]) -> float | None:
     return float(np.mean([row["stop_reason"] == "target" for row in rows]))
 
 
-def _diagnostic_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    """Mean over seeds of each diagnostic field the records hold (None where no seed has a value)."""
+def _field_means(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, float | None]:
+    """Mean over seeds of each of ``keys`` the records hold (None where no seed has a value)."""
     out: dict[str, float | None] = {}
-    for fields in RECORD_FIELDS.values():
-        for key in fields:
-            if any(key in row for row in rows):
-                values = [row[key] for row in rows if row.get(key) is not None]
-                out[key] = float(np.mean(values)) if values else None
+    for key in keys:
+        if any(key in row for row in rows):
+            values = [row[key] for row in rows if row.get(key) is not None]
+            out[key] = float(np.mean(values)) if values else None
     return out
+
+
+_DIAGNOSTIC_FIELDS = tuple(key for fields in RECORD_FIELDS.values() for key in fields)
+_CONTINUAL_ROUND_FIELDS = ("task", "task_accuracy", "seen_accuracy", "online_accuracy", "n_train")
+"""A shifting stream's per-round fields (and ``n_train`` of a replay setting) averaged in ``per_round``."""
 
 
 def _labeled_sets(rows: Sequence[dict[str, Any]]) -> list[set[int]] | None:
@@ -173,11 +178,14 @@ def summarize(
                     "steps": _mean_field([rows[r] for rows in seeds.values()], "steps"),
                     "seconds": _mean_field([rows[r] for rows in seeds.values()], "seconds"),
                 }
-                | _diagnostic_means([rows[r] for rows in seeds.values()])
+                | _field_means([rows[r] for rows in seeds.values()], _DIAGNOSTIC_FIELDS)
+                | _field_means([rows[r] for rows in seeds.values()], _CONTINUAL_ROUND_FIELDS)
             )
         all_rows = [row for rows in seeds.values() for row in rows]
         first = next(iter(seeds.values()))[0]
         split = _gap_split(seeds, ref, paired)
+        if is_continual(all_rows):
+            split |= continual_summary(seeds, ref, [s for s in paired if is_continual(ref[s])], _stat)
         acc, acc_ci = mean_ci(final)
         auc, auc_ci = mean_ci(areas)
         penalty, penalty_ci = _stat(pen)
