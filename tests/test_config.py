@@ -61,7 +61,7 @@ def test_round_trips_through_json():
     [
         (
             {"strategies": ["shrink_perturbb"]},
-            "unknown strategy 'shrink_perturbb'; did you mean 'shrink_perturb'?",
+            "unknown strategy 'shrink_perturbb'; did you mean 'shrink_perturb' or 'soft_shrink_perturb'?",
         ),
         ({"stream": "pasive"}, "unknown stream 'pasive'; did you mean 'passive'"),
         ({"model": "mpl"}, "unknown model 'mpl'; did you mean 'mlp'?"),

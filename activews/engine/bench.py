@@ -39,7 +39,6 @@ from activews.engine.setup import (
     check_fits,
     dataset_fingerprint,
     load_bench_dataset,
-    make_stream,
 )
 from activews.engine.step import TrainFn
 from activews.engine.store import STORE_FILE, RunStore, is_run_folder
@@ -168,20 +167,18 @@ def run_experiments(
         except ImportError:
             raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
     devices = check_devices(configs, executor, gpus_per_cell)
+    num_rounds: dict[
+        int, int
+    ] = {}  # rounds per arm come from the stream (rounds=0: until the pool is used up)
     for i, cfg in configs.items():
         if i not in datasets:
             datasets[i] = load_bench_dataset(cfg)
-        check_fits(cfg, datasets[i])
+        num_rounds[i] = check_fits(cfg, datasets[i]).num_rounds
     run_config = {
         "experiments": [
             {"label": label, "config": cfg.model_dump(mode="json")} for label, cfg in experiments
         ],
         "datasets": [dataset_fingerprint(datasets[i]) for i in range(len(experiments))],
-    }
-    # Rounds per arm come from the stream (``rounds=0`` runs until the pool is used up).
-    num_rounds = {
-        i: make_stream(cfg, len(datasets[i].y_train), torch.Generator()).num_rounds
-        for i, cfg in configs.items()
     }
     with _claim(folder):
         store, threads = _open_store(folder, run_config, experiments, meta, threads)

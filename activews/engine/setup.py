@@ -122,8 +122,9 @@ def load_bench_dataset(config: BenchConfig) -> Dataset:
     )
 
 
-def check_fits(config: BenchConfig, dataset: Dataset) -> None:
-    """Fail before training if the stream, the shift or the model does not fit the dataset."""
+def check_fits(config: BenchConfig, dataset: Dataset) -> Stream:
+    """Fail before training if the stream, the shift or the model does not fit the dataset; the stream
+    (as an arm builds it, seeded with 0) when they fit."""
     gen = torch.Generator().manual_seed(0)
     tasks = make_tasks(config, dataset, gen)
     stream = make_stream(config, len(dataset.y_train), gen, tasks)
@@ -139,6 +140,7 @@ def check_fits(config: BenchConfig, dataset: Dataset) -> None:
     stream.check_model(model)  # e.g. bald needs dropout
     for spec in config.arm_specs:
         make_strategy(spec.strategy, spec.params).check_model(model)
+    return stream
 
 
 def _check_outputs(config: BenchConfig, model: torch.nn.Module, dataset: Dataset) -> None:

@@ -8,6 +8,8 @@ Public API::
 from activews.strategies import (  # noqa: F401
     continual_backprop,
     dash,
+    hare_tortoise,
+    l2,
     l2_init,
     partial_reset,
     random_init,
@@ -15,7 +17,9 @@ from activews.strategies import (  # noqa: F401
     reset_to_init,
     scheduled,
     shrink_perturb,
+    soft_shrink_perturb,
     warm,
+    weight_clipping,
 )
 from activews.strategies.base import (
     NEEDS,

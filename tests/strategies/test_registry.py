@@ -19,6 +19,7 @@ from tests.helpers import USER_STRATEGY, assert_one_line
 BUILTINS = {
     "partial_reset", "random", "reset_to_init", "shrink_perturb", "warm", "head_reset", "later_reset",
     "dash", "l2_init", "redo", "continual_backprop", "scheduled",
+    "soft_shrink_perturb", "weight_clipping", "hare_tortoise", "l2",
 }  # fmt: skip
 
 # Passive, one seed, a narrow MLP: the smallest bench that still runs every arm through two rounds.
@@ -77,7 +78,9 @@ def test_user_strategy_from_a_plugin_file_runs_on_the_cli(plugin_file, tmp_path,
 def test_unknown_strategy_suggests_close_matches():
     with pytest.raises(UnknownNameError) as exc:
         get_strategy("shrink_perturbb")
-    assert str(exc.value) == "unknown strategy 'shrink_perturbb'; did you mean 'shrink_perturb'?"
+    assert str(exc.value) == (
+        "unknown strategy 'shrink_perturbb'; did you mean 'shrink_perturb' or 'soft_shrink_perturb'?"
+    )
     assert isinstance(exc.value, KeyError) and isinstance(exc.value, ActivewsError)
 
 
