@@ -1,4 +1,5 @@
-"""The experiments of Ash & Adams (NeurIPS 2020) as named presets: ``activews reproduce PROTOCOL``.
+"""The experiments of Ash & Adams (NeurIPS 2020), and continual protocols of the loss-of-plasticity
+literature, as named presets: ``activews reproduce PROTOCOL``.
 
 A protocol is a set of bench settings plus a grid of experiments (like a sweep file), and a renderer
 that lays the results out as the paper does: Table 1 for ``two-phase``, accuracy and time per round
@@ -6,8 +7,15 @@ for ``online``, heat maps for ``shrink-perturb-grid``, the gap against the varie
 ``early-damage`` and ``regularized``. Every setting can be overridden with the usual bench flags, and
 every grid axis with ``--grid FIELD=V1,V2``; the defaults run on the built-in ``mnist1d`` data.
 
+The continual protocols (``permuted-inputs``, ``permuted-labels``, ``class-incremental``) shift the data
+between tasks (``--shift``) and are sized to run in minutes on two CPU cores; docs/reproduction.md gives
+the papers' full-size settings as flags. Their renderer lays out the continual metrics (newest-task
+accuracy, forgetting, backward transfer, online accuracy) and the accuracy on each task at its end.
+
 References:
-    Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv 1910.08475).
+    Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv 1910.08475);
+    Dohare et al., "Loss of plasticity in deep continual learning", Nature 2024; Kumar et al.,
+    "Maintaining plasticity in continual learning via regenerative regularization", CoLLAs 2024.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from activews.files import atomic_write, to_jsonable
 from activews.registry import Registry
 from activews.reproduce.base import Protocol, ProtocolReport
 from activews.reproduce.render import (
+    _render_continual,
     _render_curve,
     _render_grid,
     _render_online,
@@ -177,6 +186,55 @@ PROTOCOLS.register(
         dict(_TWO_PHASE),
         {"weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1]},
         _render_curve("weight_decay", "L2 weight decay (both phases)", "Regularized two-phase", True),
+    ),
+)
+
+
+# Continual protocols: each round is a new task, trained on its own data only (--replay none) unless said.
+_CONTINUAL = {"stream": "passive", "replay": "none", "strategies": []}
+
+PROTOCOLS.register(
+    "permuted-inputs",
+    Protocol(
+        "permuted-inputs",
+        "10 tasks, each a fixed permutation of MNIST-1D's 40 inputs (400 examples, trained on alone): "
+        "plasticity, forgetting and compute per task",
+        "Dohare et al. 2024 (permuted MNIST); Kumar et al. 2024, Sec. 5",
+        {**_CONTINUAL, "shift": "permuted_inputs", "rounds": 10, "initial": 400},
+        {},
+        _render_continual,
+    ),
+)
+PROTOCOLS.register(
+    "permuted-labels",
+    Protocol(
+        "permuted-labels",
+        "20 tasks, each a permutation of MNIST-1D's 10 labels (300 examples, trained on alone): "
+        "accuracy on the newest task as tasks go by",
+        "Elsayed & Mahmood 2024 (UPGD: label-permuted tasks); Kumar et al. 2024",
+        {**_CONTINUAL, "shift": "permuted_labels", "rounds": 20, "initial": 300},
+        {},
+        _render_continual,
+    ),
+)
+PROTOCOLS.register(
+    "class-incremental",
+    Protocol(
+        "class-incremental",
+        "digits in 5 tasks of 2 classes; each round trains on every class seen so far: the warm-start "
+        "penalty as classes arrive",
+        "Dohare et al. 2024 (class-incremental CIFAR-100), scaled to digits",
+        {
+            **_CONTINUAL,
+            "dataset": "digits",
+            "shift": "class_incremental",
+            "classes_per_task": 2,
+            "rounds": 5,
+            "initial": 200,
+            "replay": "all",
+        },
+        {},
+        _render_continual,
     ),
 )
 

@@ -1,0 +1,234 @@
+"""The continual leaderboard: every registered strategy on two shifting protocols, paired by seed.
+
+    python benchmarks/leaderboard/continual.py --update-docs      # the recorded run (see docs/strategies.md)
+
+The protocols are the presets of ``activews reproduce`` (their settings come from there, one source):
+``permuted-inputs`` (an input shift: 10 tasks, each a fixed permutation of MNIST-1D's inputs, 400
+examples per task) and ``permuted-labels`` (a label shift: 20 tasks, each a permutation of the labels,
+300 examples per task). Each round is a new task and trains on that task's examples only (``--replay
+none``), to the same 99% training-accuracy criterion as the stationary leaderboard, MLP 40-256-256-10,
+Adam lr 1e-3, batch 128. Every strategy runs at its default parameters next to ``random`` and ``warm``.
+
+Per arm it reports the accuracy on the newest task at the end (plasticity) and its paired difference to
+``random`` with a 95% CI, how the newest-task accuracy moved from the first task to the last, the average
+accuracy over every task at the end, forgetting, average online accuracy, the step and time ratios vs
+``random``, and whether the arm is on the newest-task-accuracy-vs-steps frontier. Accuracy and steps are
+reproducible on CPU (same command, same numbers); times depend on the machine and on what else runs.
+
+It writes ``results/continual/leaderboard.md`` / ``leaderboard.json`` and each protocol's run folder files
+under ``results/continual/<protocol>/``; with ``--update-docs`` it replaces the continual-leaderboard block
+of ``docs/strategies.md``. Run folders go to ``--work`` (default ``runs/continual``): re-running resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # run.py beside this file: the stationary leaderboard's helpers
+
+from run import DOCS, _ci, _pct, _pts, _verdict, frontier, total_time_ratio  # noqa: E402
+
+BEGIN, END = "<!-- continual-leaderboard:begin -->", "<!-- continual-leaderboard:end -->"
+PROTOCOLS = ("permuted-inputs", "permuted-labels")
+
+TINY = {"n_examples": 1000, "rounds": 2, "initial": 100}
+"""Settings of ``--tiny`` (a smoke run for tests; its numbers mean nothing)."""
+
+
+def table(result: Any) -> list[dict[str, Any]]:
+    """One row per arm (fractions, not percent), best newest-task accuracy first."""
+    rows = []
+    for s in result.summary:
+        rows.append(
+            {
+                "arm": s["arm"],
+                "newest_task_accuracy": s["newest_task_accuracy"],
+                "vs_random": s.get("newest_task_accuracy_vs_ref"),
+                "vs_random_ci": s.get("newest_task_accuracy_vs_ref_ci"),
+                "plasticity_change": s.get("plasticity_change"),
+                "plasticity_change_ci": s.get("plasticity_change_ci"),
+                "average_accuracy": s.get("average_accuracy"),
+                "forgetting": s.get("forgetting"),
+                "online_accuracy": s.get("online_accuracy"),
+                "step_ratio": s.get("compute_ratio"),
+                "time_ratio": total_time_ratio(result.records, s["arm"]),
+                "reached_target": s.get("reached_target"),
+                "per_task": [t["accuracy"] for t in s.get("per_task", [])],
+            }
+        )
+    points = {
+        r["arm"]: (r["newest_task_accuracy"], r["step_ratio"]) for r in rows if r["step_ratio"] is not None
+    }
+    front = frontier(points)
+    for r in rows:
+        r["frontier_steps"] = r["arm"] in front
+        r["verdict"] = "reference" if r["arm"] == "random" else _verdict(r["vs_random_ci"], "better", "worse")
+    rows.sort(key=lambda r: -r["newest_task_accuracy"])
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| arm | newest task | vs random [95% CI] | vs random | first → last task [95% CI] | all tasks "
+        "| forgetting | online | step ratio | time ratio | frontier |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        target = (
+            "" if r["reached_target"] in (None, 1.0) else f" ({r['reached_target'] * 100:.0f}% at target)"
+        )
+        diff = "-" if r["arm"] == "random" else f"{_pts(r['vs_random'])} {_ci(r['vs_random_ci'])}"
+        lines.append(
+            f"| `{r['arm']}`{target} | {_pct(r['newest_task_accuracy'])} | {diff} | {r['verdict']} "
+            f"| {_pts(r['plasticity_change'])} {_ci(r['plasticity_change_ci'])} "
+            f"| {_pct(r['average_accuracy'])} | {_pts(r['forgetting'], signed=False)} "
+            f"| {_pct(r['online_accuracy'])} | {r['step_ratio']:.2f} "
+            f"| {r['time_ratio']:.2f} | {'yes' if r['frontier_steps'] else '-'} |"
+        )
+    return lines
+
+
+def run_protocol(name: str, args: argparse.Namespace, strategies: list[str]) -> tuple[Any, float]:
+    from activews import BenchConfig, run_bench
+    from activews.report import write_run_folder
+    from activews.reproduce import get_protocol
+
+    settings = dict(get_protocol(name).values) | {"strategies": strategies, "seeds": args.seeds}
+    if args.tiny:
+        settings |= TINY
+    config = BenchConfig.build(**settings)
+    start = time.perf_counter()
+    done = [0]
+
+    def progress(event: Any) -> None:
+        if event.kind == "start":
+            done[0] = event.round
+            print(f"[{name}] {event.num_rounds} rounds to run ({event.round} already stored)", flush=True)
+        elif event.kind == "round_end":
+            done[0] += 1
+            if done[0] % 50 == 0:
+                print(f"[{name}] {done[0]} rounds, {time.perf_counter() - start:.0f} s", flush=True)
+
+    result = run_bench(config, output=Path(args.work) / name, progress=progress, workers=args.workers)
+    seconds = time.perf_counter() - start
+    out = Path(args.out) / name
+    write_run_folder([result], out, plot=not args.tiny)
+    for extra in ("records.json", "report.html"):  # the store in --work keeps everything
+        (out / extra).unlink(missing_ok=True)
+    print(f"[{name}] {seconds:.0f} s", flush=True)
+    return result, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per arm (default: 5)")
+    parser.add_argument("--workers", type=int, default=2, help="arms run in parallel (default: 2)")
+    parser.add_argument(
+        "--protocols", default=",".join(PROTOCOLS), help=f"comma-separated (default: {','.join(PROTOCOLS)})"
+    )
+    parser.add_argument(
+        "--strategies", default="", help="comma-separated subset (default: every registered strategy)"
+    )
+    parser.add_argument("--work", default="runs/continual", help="run folders (resumable)")
+    parser.add_argument("--out", default=str(HERE / "results" / "continual"), help="tables, figures, JSON")
+    parser.add_argument(
+        "--update-docs", action="store_true", help="rewrite the continual block of docs/strategies.md"
+    )
+    parser.add_argument("--docs", default=str(DOCS), help="the page --update-docs rewrites")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny settings (a smoke test; numbers mean nothing)"
+    )
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from activews.engine.config import REFERENCE_ARMS
+    from activews.reproduce import get_protocol
+    from activews.strategies import get_strategy, list_strategies
+
+    strategies = [s for s in list_strategies() if s not in REFERENCE_ARMS]
+    if args.strategies:
+        wanted = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        for name in wanted:
+            get_strategy(name)  # an unknown name fails here, with a close-match suggestion
+        strategies = [s for s in wanted if s not in REFERENCE_ARMS]
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    for name in protocols:
+        get_protocol(name)
+    started = time.time()
+    results = {p: run_protocol(p, args, strategies) for p in protocols}
+    total = time.time() - started
+    machine = (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads per process, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+    changed = [
+        f"--{name} {value}"
+        for name, value in (("seeds", args.seeds), ("workers", args.workers), ("protocols", args.protocols))
+        if value != parser.get_default(name)
+    ]
+    if args.strategies:
+        changed.append(f"--strategies {args.strategies}")
+    if args.tiny:
+        changed.append("--tiny")
+    command = " ".join(["python benchmarks/leaderboard/continual.py", *changed])
+    date = time.strftime("%Y-%m-%d", time.localtime(started))
+    lines = [
+        f"Command: `{command} --update-docs`  ",
+        f"Date: {date} · machine: {machine} · wall time {total / 60:.1f} min ("
+        + ", ".join(f"{p} {results[p][1]:.0f} s" for p in protocols)
+        + f") · {args.seeds} seeds, {args.workers} worker processes",
+        "",
+    ]
+    data: dict[str, Any] = {"date": date, "machine": machine, "command": command, "wall_seconds": total}
+    data["protocols"] = {}
+    for name in protocols:
+        result, seconds = results[name]
+        rows = table(result)
+        cfg = result.config
+        lines += [
+            f"**{name}** ({get_protocol(name).title}; `activews reproduce {name}`: --shift {cfg.shift}, "
+            f"{cfg.rounds} tasks, --replay {cfg.replay}):",
+            "",
+        ]
+        lines += markdown(rows) + [""]
+        data["protocols"][name] = {"seconds": seconds, "config": cfg.model_dump(mode="json"), "rows": rows}
+    params = {s: get_strategy(s)().describe() for s in strategies}
+    lines += ["Defaults used: " + "; ".join(f"`{d}`" for d in params.values()), ""]
+    data["strategies"] = params
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.md").write_text("\n".join(lines))
+    (out / "leaderboard.json").write_text(json.dumps(data, indent=2, default=str))
+    print("\n".join(lines), flush=True)
+    if args.update_docs:
+        docs = Path(args.docs)
+        text = docs.read_text()
+        if BEGIN not in text or END not in text:
+            print(
+                f"error: {docs} has no {BEGIN} ... {END} block; add one where the table belongs",
+                file=sys.stderr,
+            )
+            return 2
+        block = "\n".join([BEGIN, *lines, END])
+        docs.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+        print(f"updated {docs}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    from activews.errors import ActivewsError
+
+    try:
+        sys.exit(main())
+    except ActivewsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
