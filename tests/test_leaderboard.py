@@ -69,3 +69,59 @@ def test_unknown_strategy_is_a_one_line_error(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "did you mean 'shrink_perturb'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_tiny_continual_leaderboard_runs_and_rewrites_only_its_block(tmp_path):
+    from benchmarks.leaderboard import continual
+
+    docs = tmp_path / "page.md"
+    docs.write_text(
+        f"{leaderboard.BEGIN}\nkeep\n{leaderboard.END}\n{continual.BEGIN}\nold\n{continual.END}\nafter\n"
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable, str(ROOT / "benchmarks" / "leaderboard" / "continual.py"),
+            "--tiny", "--seeds", "2", "--workers", "1", "--protocols", "permuted-labels",
+            "--strategies", "shrink_perturb", "--work", str(tmp_path / "work"), "--out", str(out),
+            "--docs", str(docs), "--update-docs",
+        ],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "leaderboard.json").read_text())
+    rows = data["protocols"]["permuted-labels"]["rows"]
+    assert {r["arm"] for r in rows} == {"random", "warm", "shrink_perturb"}
+    assert data["protocols"]["permuted-labels"]["config"]["shift"] == "permuted_labels"
+    random = next(r for r in rows if r["arm"] == "random")
+    assert random["vs_random"] == 0.0 and random["verdict"] == "reference" and len(random["per_task"]) == 2
+    text = docs.read_text()
+    assert "keep" in text and "old" not in text and "| `warm` |" in text and text.endswith("after\n")
+
+
+def test_continual_table_marks_verdicts_and_the_frontier():
+    from benchmarks.leaderboard import continual
+
+    def arm(name, newest, diff, ci, steps):
+        return {
+            "arm": name, "newest_task_accuracy": newest, "newest_task_accuracy_vs_ref": diff,
+            "newest_task_accuracy_vs_ref_ci": ci, "compute_ratio": steps, "per_task": [],
+        }  # fmt: skip
+
+    class Result:
+        summary = [
+            arm("random", 0.30, 0.0, [0.0, 0.0], 1.0),
+            arm("warm", 0.25, -0.05, [-0.06, -0.04], 0.8),
+            arm("good", 0.33, 0.03, [0.01, 0.05], 0.9),
+        ]
+        records: list = []
+
+    rows = {r["arm"]: r for r in continual.table(Result())}
+    assert [r["arm"] for r in continual.table(Result())] == ["good", "random", "warm"]
+    assert rows["warm"]["verdict"] == "worse" and rows["good"]["verdict"] == "better"
+    assert rows["random"]["verdict"] == "reference"
+    assert (
+        rows["warm"]["frontier_steps"]
+        and rows["good"]["frontier_steps"]
+        and not rows["random"]["frontier_steps"]
+    )

@@ -31,7 +31,9 @@ from activews.reproduce import (
 )
 from tests.helpers import assert_one_line
 
-NAMES = ["early-damage", "online", "regularized", "shrink-perturb-grid", "two-phase"]
+PAPER = ["early-damage", "online", "regularized", "shrink-perturb-grid", "two-phase"]
+CONTINUAL = ["class-incremental", "permuted-inputs", "permuted-labels"]
+NAMES = sorted(PAPER + CONTINUAL)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -42,11 +44,21 @@ def experiments(name: str, flags: dict[str, Any] | None = None, grid: dict | Non
 # ------------------------------------------------------------------------------------ settings and grids
 
 
-def test_the_five_protocols_are_registered():
+def test_the_paper_and_continual_protocols_are_registered():
     assert PROTOCOLS.names() == NAMES
     rows = describe_protocols()
-    assert [r["name"] for r in rows] == NAMES
-    assert all(r["title"] and "Ash & Adams 2020" in r["reference"] for r in rows)
+    assert sorted(r["name"] for r in rows) == NAMES
+    assert all(r["title"] and "Ash & Adams 2020" in r["reference"] for r in rows if r["name"] in PAPER)
+    assert all(
+        "Dohare" in r["reference"] or "Kumar" in r["reference"] for r in rows if r["name"] in CONTINUAL
+    )
+
+
+@pytest.mark.parametrize("name", CONTINUAL)
+def test_continual_presets_shift_the_data_and_validate(name):
+    values = protocol_values(get_protocol(name), {})
+    config = BenchConfig.build(**{k: v for k, v in values.items() if k != "grid"})
+    assert config.shift != "none" and config.stream == "passive"
 
 
 def test_two_phase_expands_to_model_x_optimizer():
@@ -391,7 +403,7 @@ def test_every_renderer_draws_png_figures():
             {"regularized.png"},
         ),
     }
-    assert set(cases) == set(NAMES)
+    assert set(cases) == set(PAPER)  # the continual renderer: tests/test_continual_report.py
     for name, (results, files) in cases.items():
         report = render(get_protocol(name), results, plot=True)
         assert set(report.figures) == files, name

@@ -16,7 +16,8 @@ __all__ = ["print_result"]
 def print_result(
     console: Console, result: Any, *, after_run: bool = False, reference: str = "random"
 ) -> None:
-    """The penalty and compute tables of one experiment, and its selection split when it recorded one.
+    """The penalty and compute tables of one experiment, its selection split when it recorded one, and
+    the continual metrics of a shifting stream.
 
     Read back from a store (``after_run=False``), a line naming the protocol (and the experiment of a
     grid) comes first. After a run, whose header already named the protocol, the experiment's label goes

@@ -4,9 +4,10 @@ statistics: it renders what :mod:`activews.engine.summary` computed."""
 
 from activews.report.folder import RECORD_FIELDS, records_csv, write_run_folder
 from activews.report.html import html_report
-from activews.report.plots import FIGURES, figures, plot_accuracy
+from activews.report.plots import FIGURES, continual_figure, figures, plot_accuracy
 from activews.report.tables import (
     compute_table,
+    continual_tables,
     fmt_ci,
     penalty_table,
     protocol_title,
@@ -19,6 +20,8 @@ __all__ = [
     "FIGURES",
     "RECORD_FIELDS",
     "compute_table",
+    "continual_figure",
+    "continual_tables",
     "figures",
     "fmt_ci",
     "html_report",

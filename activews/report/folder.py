@@ -40,11 +40,17 @@ RECORD_FIELDS = [
 ]
 
 
+def _cell(value: Any) -> Any:
+    """A list or dict (a CI, a shifting stream's ``task_accuracies``, a summary's ``per_task``) as JSON text:
+    for a list of numbers the same text as Python's; a dict or a None inside parses back with ``json``."""
+    return json.dumps(to_jsonable(value)) if isinstance(value, (list, tuple, dict)) else value
+
+
 def records_csv(records: list[dict[str, Any]]) -> str:
-    """Rows as CSV (lists such as CIs as text); ``new_indices`` (a round's labeled pool indices) stays in
-    ``records.json`` and the store."""
+    """Rows as CSV (lists such as CIs, and dicts, as JSON text); ``new_indices`` (a round's labeled pool
+    indices) stays in ``records.json`` and the store."""
     buf = io.StringIO()
-    records = [{k: v for k, v in r.items() if k != "new_indices"} for r in records]
+    records = [{k: _cell(v) for k, v in r.items() if k != "new_indices"} for r in records]
     present = list(dict.fromkeys(k for r in records for k in r))  # first-seen order
     fields = [f for f in RECORD_FIELDS if f in present] + [f for f in present if f not in RECORD_FIELDS]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")

@@ -7,7 +7,15 @@ import html
 from typing import Any
 
 from activews.engine.bench import BenchResult
-from activews.report.tables import fmt_ci, fmt_time_ratio, protocol_title
+from activews.report.tables import (
+    continual_headers,
+    continual_rows,
+    continual_titles,
+    fmt_ci,
+    fmt_time_ratio,
+    is_continual_summary,
+    protocol_title,
+)
 
 __all__ = ["html_report"]
 
@@ -50,6 +58,28 @@ def _summary_html(summary: list[dict[str, Any]], reference: str = "random") -> s
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _continual_html(summary: list[dict[str, Any]], reference: str = "random") -> str:
+    """The continual tables of a shifting stream (the cells the console prints); empty otherwise."""
+    if not is_continual_summary(summary):
+        return ""
+    accuracy, stability = continual_rows(summary, reference=reference)
+    parts = []
+    for title, headers, rows in zip(
+        continual_titles(summary, reference=reference),
+        continual_headers(reference),
+        (accuracy, [(cells, None) for cells in stability]),
+        strict=True,
+    ):
+        head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
+        body = "".join(
+            f'<tr class="{"bad" if style == "red" else ("good" if style == "green" else "")}">'
+            f"<td><b>{html.escape(cells[0])}</b></td>" + "".join(_td(c) for c in cells[1:]) + "</tr>"
+            for cells, style in rows
+        )
+        parts.append(f"<p class='meta'>{html.escape(title)}</p><table>{head}{body}</table>")
+    return "".join(parts)
+
+
 def html_report(
     results: list[BenchResult],
     figs: list[dict[str, bytes]],
@@ -73,6 +103,8 @@ def html_report(
             f"<h2>{html.escape(name)}</h2><p class='meta'>{html.escape(protocol_title(result.config))}</p>"
         )
         parts.append(_summary_html(result.summary, reference))
+        if is_continual_summary(result.summary):
+            parts.append(_continual_html(result.summary, reference))
         for fname, png in fig.items():
             data = base64.b64encode(png).decode()
             if fname == "diagnostics.png":
@@ -80,6 +112,12 @@ def html_report(
                     "<p class='meta'>Diagnostics (<code>--diagnostics</code>), means over seeds per round: "
                     "gradient norms and weight change at the round's start; dormant units, feature rank "
                     "and weights at the round's end (definitions in docs/concepts.md, Diagnostics).</p>"
+                )
+            if fname == "continual.png":
+                parts.append(
+                    "<p class='meta'>Shifting stream: accuracy on each task's evaluation set at the end of "
+                    "that task (mean over seeds, 95% CI band), and per round the accuracy averaged over the "
+                    "tasks seen so far and on the current task (definitions in docs/concepts.md).</p>"
                 )
             parts.append(f"<img alt='{html.escape(fname)}' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")

@@ -15,6 +15,7 @@ __all__ = [
     "REFERENCE_STYLE",
     "arm_style",
     "ci_band",
+    "continual_figure",
     "figures",
     "legend",
     "plot_accuracy",
@@ -233,9 +234,77 @@ def _diagnostics_figure(result: BenchResult) -> bytes | None:
     return png(fig)
 
 
+def _task_starts(summary: list[dict[str, Any]]) -> list[int]:
+    """Rounds at which a new task starts (after round 0), from the per-round ``task`` of the first arm
+    that recorded it."""
+    for row in summary:
+        tasks = [p.get("task") for p in row["per_round"]]
+        if tasks and all(t is not None for t in tasks):
+            return [
+                p["round"]
+                for prev, p in zip(row["per_round"], row["per_round"][1:], strict=False)
+                if p["task"] != prev["task"]
+            ]
+    return []
+
+
+def continual_figure(summary: list[dict[str, Any]], title: str = "") -> bytes | None:
+    """A shifting stream's two panels: the accuracy on each task at its own end (``per_task``: mean over
+    seeds with its 95% CI band, per arm), and per round the accuracy averaged over the tasks seen so far
+    (bold) and on the current task (thin), means over seeds, with dotted lines where tasks start.
+    None for a stationary stream's summary (no ``per_task``). ``title`` goes above the panels."""
+    rows = [row for row in summary if row.get("per_task") is not None]
+    if not rows:
+        return None
+    plt = pyplot()
+    fig, (ax_t, ax_r) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    for i, row in enumerate(summary):
+        if row.get("per_task") is None:
+            continue
+        st = arm_style(row["arm"], i)
+        pt = [p for p in row["per_task"] if p["accuracy"] is not None]
+        if pt:
+            x = [p["task"] for p in pt]
+            ax_t.plot(x, [p["accuracy"] * 100 for p in pt], label=row["arm"], **st)
+            ci_band(ax_t, x, [p["accuracy_ci"] for p in pt], 100, st["color"])
+        pr = [p for p in row["per_round"] if p.get("seen_accuracy") is not None]
+        if pr:
+            x = [p["round"] for p in pr]
+            ax_r.plot(x, [p["seen_accuracy"] * 100 for p in pr], label=row["arm"], **st)
+            cur = [p for p in pr if p.get("task_accuracy") is not None]
+            ax_r.plot(
+                [p["round"] for p in cur],
+                [p["task_accuracy"] * 100 for p in cur],
+                color=st["color"],
+                ls="-",
+                lw=0.8,
+                alpha=0.45,
+            )
+    for start in _task_starts(summary):
+        ax_r.axvline(start - 0.5, color="0.5", ls=":", lw=0.8)
+    ax_t.set(
+        xlabel="task",
+        ylabel="accuracy on the task at its end (%)",
+        title="Accuracy on each task at its end (mean, 95% CI band)",
+    )
+    ax_r.set(
+        xlabel="round",
+        ylabel="accuracy (%)",
+        title="Per round: tasks seen, averaged (bold); current task (thin)",
+    )
+    _whole_rounds("round", ax_t, ax_r)
+    for ax in (ax_t, ax_r):
+        ax.grid(alpha=0.3)
+        legend(ax, "no rounds to show yet", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return png(fig)
+
+
 def figures(result: BenchResult, *, reference: str = "random") -> dict[str, bytes]:
     """The report's PNG figures of one :class:`~activews.engine.bench.BenchResult`, by file name
-    (penalties measured against the arm ``reference``)."""
+    (penalties measured against the arm ``reference``): :data:`FIGURES`, ``diagnostics.png`` when the
+    run recorded diagnostics and ``continual.png`` (:func:`continual_figure`) for a shifting stream."""
     figs = {
         "accuracy.png": _per_round_figure(
             result, "accuracy", "test accuracy (%)", "Test accuracy per round (mean, 95% CI band)"
@@ -253,6 +322,9 @@ def figures(result: BenchResult, *, reference: str = "random") -> dict[str, byte
     diagnostics = _diagnostics_figure(result)
     if diagnostics is not None:
         figs["diagnostics.png"] = diagnostics
+    continual = continual_figure(result.summary, protocol_title(result.config) + " · mean over seeds")
+    if continual is not None:  # a shifting stream
+        figs["continual.png"] = continual
     return figs
 
 

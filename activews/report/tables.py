@@ -15,6 +15,11 @@ __all__ = [
     "penalty_table",
     "compute_table",
     "selection_table",
+    "continual_tables",
+    "continual_rows",
+    "continual_headers",
+    "continual_titles",
+    "is_continual_summary",
     "result_tables",
     "strategies_table",
     "protocol_title",
@@ -60,6 +65,11 @@ def protocol_title(config: BenchConfig | None) -> str:
     train_fn = getattr(config, "train_fn", None)
     stop = f"trained by {train_fn}" if train_fn else f"train to {config.target_accuracy:.0%}{first}"
     training = f"{config.optimizer} lr {config.lr:g} · {stop}"
+    shift = getattr(config, "shift", "none")
+    if shift != "none":  # a shifting stream: name the shift (stationary titles stay as they were)
+        tasks = getattr(config, "tasks", None)
+        detail = ([f"{tasks} tasks"] if tasks else []) + [f"replay {getattr(config, 'replay', 'all')}"]
+        stream += f" · shift {shift} ({', '.join(detail)})"
     return (
         f"{stream} · {config.dataset} · {config.model} · {training} · "
         f"{len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''}"
@@ -184,11 +194,120 @@ def selection_table(summary: list[dict[str, Any]], *, reference: str = "random")
     return table
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
+def _pts(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.2f}"
+
+
+def _pts_ci(value: float | None, ci: list[float] | None) -> str:
+    return "-" if value is None else fmt_ci(ci, digits=2)
+
+
+def is_continual_summary(summary: list[dict[str, Any]]) -> bool:
+    """Whether summary rows carry the continual metrics (a shifting stream's run)."""
+    return any("newest_task_accuracy" in row for row in summary)
+
+
+def _n_tasks(summary: list[dict[str, Any]]) -> str:
+    n = max((len(row.get("per_task") or ()) for row in summary), default=0)
+    return f"{n} task{'s' if n != 1 else ''}"
+
+
+def continual_headers(reference: str = "random") -> tuple[list[str], list[str]]:
+    """Column headers of the two continual tables (see :func:`continual_rows`)."""
+    return (
+        ["arm", "newest %", f"vs {reference}", "95% CI", "avg %", "online %"],
+        ["arm", "forgetting", "95% CI", "BWT", "95% CI"],
+    )
+
+
+def continual_titles(summary: list[dict[str, Any]], *, reference: str = "random") -> tuple[str, str]:
+    """Titles of the two continual tables, ``Continual metrics (N tasks): ...``; N is the number of tasks
+    every seed of an arm reached."""
+    n = _n_tasks(summary)
+    return (
+        f"Continual metrics ({n}): accuracy % at the end, newest task (vs {reference} = arm - "
+        f"{reference}, points, 95% CI paired by seed) and all tasks (avg); online: new examples, before "
+        "training",
+        f"Continual metrics ({n}): forgetting and backward transfer (points, 95% CI over seeds; "
+        "forgetting > 0, BWT < 0: earlier tasks lost accuracy)",
+    )
+
+
+def continual_rows(
+    summary: list[dict[str, Any]], *, reference: str = "random"
+) -> tuple[list[tuple[list[str], str | None]], list[list[str]]]:
+    """Cells of the two continual tables, one row per arm that has continual metrics.
+
+    The first table: newest-task accuracy %, its paired difference to ``reference`` (arm - reference,
+    points; ``ref`` on the reference's row) and its 95% CI, average accuracy over every task % and
+    online accuracy %, each row with its style (``red``: below the reference on the newest task, CI
+    excluding 0; ``green``: above; None otherwise). The second: forgetting and backward transfer
+    (points) with their 95% CIs over seeds (``-`` with one task). Plain text, not rich markup: the
+    console tables, the HTML page and a protocol's Markdown lay out the same cells. Two tables rather
+    than one so that each fits 80 columns.
+    """
+    accuracy, stability = [], []
+    for row in summary:
+        if "newest_task_accuracy" not in row:
+            continue
+        is_ref = row["arm"] == reference
+        diff, ci = row.get("newest_task_accuracy_vs_ref"), row.get("newest_task_accuracy_vs_ref_ci")
+        style = None if is_ref else ("red" if ci and ci[1] < 0 else ("green" if ci and ci[0] > 0 else None))
+        cells = [
+            row["arm"],
+            _pct(row.get("newest_task_accuracy")),
+            "ref" if is_ref else ("n/a" if diff is None else f"{diff * 100:+.2f}"),
+            "" if is_ref else fmt_ci(ci, digits=2),
+            _pct(row.get("average_accuracy")),
+            _pct(row.get("online_accuracy")),
+        ]
+        accuracy.append((cells, style))
+        forgetting, bwt = row.get("forgetting"), row.get("bwt")
+        stability.append(
+            [
+                row["arm"],
+                _pts(forgetting),
+                _pts_ci(forgetting, row.get("forgetting_ci")),
+                _pts(bwt),
+                _pts_ci(bwt, row.get("bwt_ci")),
+            ]
+        )
+    return accuracy, stability
+
+
+def continual_tables(summary: list[dict[str, Any]], *, reference: str = "random") -> list[Table]:
+    """The continual metrics of a shifting stream, per arm (see :func:`continual_rows`); empty for a
+    stationary stream's summary (no continual metrics)."""
+    if not is_continual_summary(summary):
+        return []
+    accuracy, stability = continual_rows(summary, reference=reference)
+    tables = []
+    for title, headers, rows in zip(
+        continual_titles(summary, reference=reference),
+        continual_headers(reference),
+        (accuracy, [(cells, None) for cells in stability]),
+        strict=True,
+    ):
+        table = Table(title=escape(title), title_justify="left")
+        table.add_column(headers[0], style="bold", no_wrap=True)
+        for header in headers[1:]:
+            table.add_column(escape(header), justify="right", no_wrap=header == "95% CI")
+        for cells, style in rows:
+            table.add_row(escape(cells[0]), *cells[1:], style=style)
+        tables.append(table)
+    return tables
+
+
 def result_tables(
     summary: list[dict[str, Any]], *, title: str | None = None, reference: str = "random"
 ) -> list[Table]:
     """The tables of one experiment, as every command and :meth:`activews.RoundLog.table` show them: the
-    penalty table (titled ``title``), the compute table, and the selection split when it was recorded.
+    penalty table (titled ``title``), the compute table, the selection split when it was recorded, and
+    the continual metrics of a shifting stream.
 
     Args:
         summary: per-arm rows of :func:`~activews.engine.summary.summarize`.
@@ -200,7 +319,9 @@ def result_tables(
         compute_table(summary, reference=reference),
     ]
     split = selection_table(summary, reference=reference)
-    return tables if split is None else [*tables, split]
+    if split is not None:
+        tables.append(split)
+    return tables + continual_tables(summary, reference=reference)
 
 
 def strategies_table(rows: list[dict[str, Any]]) -> Table:

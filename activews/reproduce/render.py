@@ -1,6 +1,7 @@
 """How each protocol lays out its results as the paper does: Table 1 for ``two-phase``, accuracy and time
 per round for ``online``, heat maps for ``shrink-perturb-grid``, the gap against the varied setting for
-``early-damage`` and ``regularized``. Renderers read summaries (computed by the engine) and return
+``early-damage`` and ``regularized``, and the continual metrics of a shifting stream
+(:func:`_render_continual`). Renderers read summaries (computed by the engine) and return
 tables and PNG figures; nothing here runs, computes statistics or prints."""
 
 from __future__ import annotations
@@ -12,8 +13,16 @@ from typing import Any
 import numpy as np
 
 from activews.engine.bench import BenchResult
+from activews.engine.continual import CONTINUAL_METRICS
 from activews.errors import ActivewsError
-from activews.report.plots import png, pyplot
+from activews.report.plots import continual_figure, png, pyplot
+from activews.report.tables import (
+    continual_headers,
+    continual_rows,
+    continual_titles,
+    is_continual_summary,
+    protocol_title,
+)
 from activews.reproduce.base import Protocol, ProtocolReport, ProtocolTable, Renderer
 from activews.strategies import make_strategy
 
@@ -455,3 +464,86 @@ def _curve_figure(
         ax.legend(fontsize=7)
     fig.tight_layout()
     return png(fig)
+
+
+# ------------------------------------------------------------------------------------------- continual
+
+_REFERENCE = "random"
+
+
+def _render_continual(protocol: Protocol, results: Sequence[BenchResult], plot: bool) -> ProtocolReport:
+    """Shifting streams: per experiment, the continual tables ``activews bench`` prints (the same cells,
+    from :func:`activews.report.tables.continual_rows`), a per-task table (end-of-task accuracy per arm
+    and its paired difference to ``random``) and, with ``plot``, the per-task figure
+    (:func:`activews.report.plots.continual_figure`). ``data`` holds per experiment and arm every
+    continual metric with its CI, its difference to ``random`` with its CI, and ``per_task``."""
+    if not any(is_continual_summary(r.summary) for r in results):
+        raise ActivewsError(
+            f"protocol {protocol.name!r} lays out continual metrics, and no experiment recorded them; "
+            "run it with a shift between tasks (--shift permuted_inputs --tasks 3, for example)"
+        )
+    report = ProtocolReport()
+    axes = _axes(results)
+    for i, result in enumerate(results):
+        summary = result.summary
+        if not is_continual_summary(summary):
+            continue
+        suffix = f" [{_describe(result, axes)}]" if axes else ""
+        accuracy, stability = continual_rows(summary, reference=_REFERENCE)
+        for title, headers, rows in zip(
+            continual_titles(summary, reference=_REFERENCE),
+            continual_headers(_REFERENCE),
+            ([cells for cells, _ in accuracy], stability),
+            strict=True,
+        ):
+            report.tables.append(ProtocolTable(title + suffix, headers, rows))
+        report.tables.append(_per_task_table(summary, suffix))
+        report.data.append(
+            {
+                "experiment": result.label,
+                "arms": [
+                    {"arm": row["arm"], "strategy": row["strategy"]}
+                    | {
+                        f"{key}{end}": row.get(f"{key}{end}")
+                        for key in CONTINUAL_METRICS
+                        for end in ("", "_ci", "_vs_ref", "_vs_ref_ci")
+                    }
+                    | {"per_task": row["per_task"]}
+                    for row in summary
+                    if "per_task" in row
+                ],
+            }
+        )
+        if plot:
+            figure = continual_figure(summary, protocol_title(result.config) + suffix)
+            if figure is not None:
+                report.figures[f"continual{'_' + str(i) if len(results) > 1 else ''}.png"] = figure
+    return report
+
+
+def _per_task_table(summary: list[dict[str, Any]], suffix: str = "") -> ProtocolTable:
+    """Rows: tasks; columns: per arm, the accuracy % on the task at its end and (but for ``random``) the
+    paired difference arm - random (points, 95% CI)."""
+    arms = [row for row in summary if "per_task" in row]
+    headers = ["task"]
+    for row in arms:
+        headers.append(f"{row['arm']} %")
+        if row["arm"] != _REFERENCE:
+            headers.append(f"{row['arm']} vs {_REFERENCE}")
+    n_tasks = max((len(row["per_task"]) for row in arms), default=0)
+    rows = []
+    for t in range(n_tasks):
+        cells = [str(t)]
+        for row in arms:
+            entry = row["per_task"][t] if t < len(row["per_task"]) else None
+            cells.append("-" if entry is None else _pct(entry["accuracy"]))
+            if row["arm"] != _REFERENCE:
+                diff = None if entry is None else entry["vs_ref"]
+                cells.append("-" if diff is None else f"{100 * diff:+.1f}{_ci(entry['vs_ref_ci'])}")
+        rows.append(cells)
+    return ProtocolTable(
+        f"Accuracy % on each task at its end, and vs {_REFERENCE} (arm - {_REFERENCE}, points, "
+        f"95% CI paired by seed){suffix}",
+        headers,
+        rows,
+    )
