@@ -218,8 +218,10 @@ class Reinitializer:
         """Start the next round: return the model to train and its optimizer.
 
         The first call is round 0: the model is returned as given (with ``model=None``, the factory's
-        seeded draw) and its state is kept as the round-0 state. Every later call passes last round's
-        trained model through the strategy's ``init_round``.
+        seeded draw) and its state is kept as the round-0 state; a strategy that acts at round 0
+        (:meth:`~activews.strategies.InitStrategy.acts_at_round_zero`, e.g. ``shrink_perturb`` with
+        ``first_round=True``) passes it through ``init_round`` first. Every later call passes last
+        round's trained model through the strategy's ``init_round``.
 
         Args:
             model: last round's trained model (round 0: the untrained model, or None).
@@ -264,7 +266,7 @@ class Reinitializer:
                 raise ActivewsError(
                     f"make_optimizer returned {what_is(optimizer)}, not a torch.optim.Optimizer"
                 )
-        elif optimizer is not None and index > 0:
+        elif optimizer is not None and (index > 0 or new_model is not model):
             if new_model is not model or self.optimizer_state == "reset":
                 optimizer = rebuild_optimizer(
                     optimizer, model, new_model, keep_state=self.optimizer_state == "keep"

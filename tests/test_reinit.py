@@ -96,6 +96,26 @@ def test_round_zero_returns_the_model_as_given_and_none_builds_the_seeded_draw()
     assert reinit.round == 0
 
 
+def test_shrink_perturb_first_round_also_transforms_round_zero():
+    """As in the authors' run.py; by default round 0 is the model as given (shared by every arm)."""
+    mine = Net()
+    given = weights(mine)
+    plain = Reinitializer("shrink_perturb", factory=Net, seed=4)
+    assert plain(mine).model is mine and same(weights(mine), given)
+
+    reinit = Reinitializer("shrink_perturb", {"first_round": True}, factory=Net, seed=4)
+    opt = torch.optim.Adam(mine.parameters(), lr=1e-2)
+    model, new_opt = reinit(mine, opt)
+    assert model is mine and new_opt is opt and reinit.round == 0 and reinit.init_seconds > 0
+    # The noise is the seed's first fresh draw: what `random` returns at round 1 with the same seed.
+    rnd = Reinitializer("random", factory=Net, seed=4)
+    fresh = weights(rnd(rnd(Net()).model).model)
+    for k, v in weights(model).items():
+        torch.testing.assert_close(v, 0.4 * given[k] + 0.1 * fresh[k])
+    # Later rounds as usual.
+    assert reinit(model, opt).model is model and reinit.round == 1
+
+
 def test_random_returns_a_new_module_and_an_optimizer_over_its_parameters():
     reinit = Reinitializer("random", factory=Net, seed=0)
     model = reinit(None).model

@@ -90,6 +90,44 @@ def test_round_zero_trains_the_given_model_without_init_round():
     assert result.ctx.device == torch.device("cpu") and result.ctx.new_mask.sum() == 32
 
 
+class RoundZeroRecorder(Recorder):
+    def acts_at_round_zero(self) -> bool:
+        return True
+
+
+def test_a_strategy_acting_at_round_zero_initializes_round_zero_too():
+    replacement = _model(seed=5)
+    strat = RoundZeroRecorder(result=replacement)
+    result = _run(RoundStep(strat, CFG), _model(), 0)
+    assert [c for c in strat.calls if c[0] == "init_round"] == [("init_round", 0)]
+    assert result.model is replacement and result.init_seconds > 0
+    assert strat.contexts[0] is result.ctx and result.ctx.round_index == 0
+
+
+@pytest.mark.parametrize("params", [{}, {"first_round": False}, {"first_round": True}])
+def test_shrink_perturb_changes_round_zero_only_with_first_round(params):
+    model = _model()
+    before = snapshot(model)
+    gen = torch.Generator().manual_seed(7)
+    draws = torch.Generator().manual_seed(7)
+    step = RoundStep(make_strategy("shrink_perturb", params), CFG)
+    out, seconds, ctx = step.initialize(
+        model,
+        round_index=0,
+        fresh_model=lambda: _model(int(torch.randint(0, 2**31, (1,), generator=gen))),
+        init_generator=gen,
+    )
+    assert out is model and ctx.round_index == 0
+    if not params.get("first_round"):
+        assert seconds == 0.0 and all(torch.equal(v, before[k]) for k, v in snapshot(out).items())
+        return
+    # The authors' run.py: the first round's model is shrink * theta_0 + perturb * (a fresh draw).
+    fresh = snapshot(_model(int(torch.randint(0, 2**31, (1,), generator=draws))))
+    assert seconds > 0
+    for k, v in snapshot(out).items():
+        torch.testing.assert_close(v, 0.4 * before[k] + 0.1 * fresh[k])
+
+
 def test_later_rounds_call_init_round_once_and_train_what_it_returns():
     replacement = _model(seed=5)
     strat = Recorder(result=replacement)
@@ -259,3 +297,19 @@ def test_the_estimator_runs_every_fit_through_the_step(step_calls):
     clf.fit(X[:, :4], y)
     assert clf.model_ is not previous and snapshot(previous).keys() == weights.keys()
     assert all(torch.equal(snapshot(previous)[k], v) for k, v in weights.items())
+
+
+def test_run_arm_shares_round_zero_unless_shrink_perturb_acts_on_it():
+    config = BenchConfig.build(
+        n_examples=400, rounds=2, initial=60, query_size=60, seeds=1, strategies=[], max_epochs=3
+    )
+    data = load_bench_dataset(config)
+
+    def round_zero(spec: ArmSpec) -> tuple:
+        rec = run_arm(config, data, spec, 0)[0]
+        return rec["test_accuracy"], rec["test_loss"], rec["steps"]
+
+    warm = round_zero(ArmSpec("warm", "warm", {}))
+    assert round_zero(ArmSpec("shrink_perturb", "shrink_perturb", {})) == warm
+    first = ArmSpec("shrink_perturb[first_round=True]", "shrink_perturb", {"first_round": True})
+    assert round_zero(first) != warm

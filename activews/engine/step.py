@@ -9,7 +9,7 @@ every call of :class:`activews.reinit.Reinitializer` in a user's own loop:
    the model (``strategy.check_model``); ``fresh_model`` is wrapped so that every draw is checked to be a
    new module with the model's parameter and buffer names, shapes and dtypes;
 2. the diagnostics see the model the strategy starts from (outside the clock);
-3. from round 1 on, the strategy's ``init_round`` (round 0 trains the model it is given): timed as
+3. from round 1 on (round 0 too where ``acts_at_round_zero()``), the strategy's ``init_round``: timed as
    ``init_seconds``, its result checked to be an ``nn.Module``, and laid out channels-last when the
    training settings say so;
 4. the diagnostics see the model this round trains (and may hand the trainer a probe);
@@ -318,7 +318,7 @@ class RoundStep:
         for diagnostic in self.diagnostics:
             diagnostic.before_init(model, ctx)
         init_seconds = 0.0
-        if round_index > 0:
+        if round_index > 0 or self.strategy.acts_at_round_zero():
             t_init = time.perf_counter()
             model = self.strategy.init_round(model, ctx)
             if not isinstance(model, nn.Module):
@@ -351,7 +351,8 @@ class RoundStep:
             model: round 0: the model to train (the initial draw); later rounds: the previous round's
                 trained model, which the strategy may change in place (pass a copy to keep it).
             x, y: this round's labeled data, on the model's device.
-            round_index: 0 for the first round (no ``init_round``), then 1, 2, ...
+            round_index: 0 for the first round (no ``init_round`` unless the strategy
+                ``acts_at_round_zero()``), then 1, 2, ...
             fresh_model: returns a new draw of the model on its device (``ctx.fresh_model``).
             initial_state: the state dict of the sequence's round-0 model (``ctx.initial_state``).
             init_generator: the strategy's generator (``ctx.generator``).

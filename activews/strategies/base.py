@@ -59,8 +59,9 @@ class InitContext:
     (an empty ``initial_state`` counts as none).
 
     Attributes:
-        round_index: the round about to be trained (1 for the first re-initialization; round 0 always
-            starts from the arm's initial draw, so ``init_round`` never sees 0, but the training hooks do).
+        round_index: the round about to be trained (1 for the first re-initialization; round 0 starts
+            from the arm's initial draw, so ``init_round`` sees 0 only for a strategy whose
+            :meth:`InitStrategy.acts_at_round_zero` is True; the training hooks see every round).
         fresh_model: returns a new model drawn from the model's own initializers, on the same device,
             seeded from ``generator`` (so two calls give two different draws).
         initial_state: the state dict of the arm's round-0 model (for ``reset_to_init``-like methods).
@@ -220,6 +221,17 @@ class InitStrategy(Configurable):
         """
         cls = type(self)
         return (cls.loss_term is not InitStrategy.loss_term, cls.after_step is not InitStrategy.after_step)
+
+    def acts_at_round_zero(self) -> bool:
+        """Whether :meth:`init_round` also runs before round 0's training (then with ``ctx.round_index == 0``).
+
+        By default no: round 0 trains the arm's initial draw as it is, so every arm of a seed starts from
+        the same round-0 model and the arms differ only from round 1 on (a paired comparison). A strategy
+        whose method also transforms the very first model returns True (``shrink_perturb`` with
+        ``first_round=True``, as in Ash & Adams' ``run.py``); its ``init_round`` then receives the untrained
+        initial draw, and ``ctx.initial_state`` is that draw's state, before ``init_round``.
+        """
+        return False
 
     def needs(self) -> frozenset[str]:
         """What this strategy reads from its :class:`InitContext` besides the round index and device: a

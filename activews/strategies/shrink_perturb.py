@@ -17,12 +17,22 @@ class ShrinkPerturb(InitStrategy):
     """Shrink and perturb: ``theta <- shrink * theta + perturb * theta_fresh``.
 
     As in the authors' released code, the noise is a freshly initialized copy of the model scaled by
-    ``perturb``, so each layer's noise has that layer's own init scale. ``shrink=1, perturb=0`` keeps
-    the weights (warm start); ``shrink=0, perturb=1`` is a fresh draw (random init). With
-    ``noise="gaussian"`` the noise is ``N(0, perturb^2)`` per entry instead (as in later papers).
+    ``perturb``, so each layer's noise has that layer's own init scale. ``shrink=0, perturb=1`` is a
+    fresh draw (random init). ``shrink=1, perturb=0`` keeps the weights, so it is exactly ``warm`` for a
+    model without BatchNorm, or with ``buffers="keep"``; with the default ``buffers="fresh"`` BatchNorm's
+    running statistics still come from a fresh model (as in the authors' ``run.py``, whose
+    ``shrink_perturb`` returns the fresh model with only its parameters overwritten), so a BatchNorm
+    model does not equal ``warm``. With ``noise="gaussian"`` the noise is ``N(0, perturb^2)`` per entry
+    instead (as in later papers).
 
     BatchNorm running statistics are taken from the fresh model (``buffers="fresh"``, the authors'
     behaviour) or kept (``buffers="keep"``).
+
+    By default round 0 trains the arm's initial draw untouched, as for every strategy (all arms of a
+    seed share round 0: a paired comparison). ``first_round=True`` also shrinks and perturbs that draw
+    before round 0, as the authors' ``run.py`` does (it calls ``shrink_perturb`` at the top of every
+    round, the first included, so their round-0 model is ``shrink * theta_0 + perturb * theta_fresh``
+    with BatchNorm buffers from ``theta_fresh``).
 
     References:
         Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv 1910.08475), §4.
@@ -37,9 +47,16 @@ class ShrinkPerturb(InitStrategy):
         buffers: Literal["fresh", "keep"] = Field(
             "fresh", description="BatchNorm running stats: from the fresh model, or kept"
         )
+        first_round: bool = Field(
+            False,
+            description="also shrink and perturb the initial draw before round 0 (as the authors' run.py)",
+        )
 
     reference = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475 (section 4)"
     batchnorm = "running statistics from a fresh model (buffers='fresh', default) or kept (buffers='keep')"
+
+    def acts_at_round_zero(self) -> bool:
+        return self.params.first_round
 
     def needs(self) -> frozenset[str]:
         p = self.params

@@ -126,6 +126,22 @@ def test_shrink_one_perturb_zero_is_warm(trained_mlp):
     )
 
 
+def test_shrink_one_perturb_zero_is_warm_with_batchnorm_only_if_buffers_are_kept(trained_cnn):
+    """With the default ``buffers="fresh"`` BatchNorm's running statistics come from the fresh draw (as in
+    the authors' run.py); ``buffers="keep"`` is exactly warm."""
+    warm = snapshot(trained_cnn.model)
+    assert_same_state(run("shrink_perturb", trained_cnn, shrink=1.0, perturb=0.0, buffers="keep"), warm)
+    fresh_buffers = run("shrink_perturb", trained_cnn, seed=4, shrink=1.0, perturb=0.0)
+    fresh = first_fresh_draw("cnn_bn", 4)
+    buffers = {name for name, _ in trained_cnn.model.named_buffers()}
+    stats = {name for name in buffers if name.endswith(("running_mean", "running_var"))}
+    assert stats and stats <= changed_keys(fresh_buffers, warm) <= buffers  # num_batches_tracked too
+    for name in buffers:
+        assert torch.equal(fresh_buffers[name], fresh[name]), name
+    for name in set(warm) - buffers:
+        assert torch.equal(fresh_buffers[name], warm[name]), name
+
+
 def test_shrink_zero_perturb_one_is_the_fresh_draw(trained):
     assert_same_state(
         run("shrink_perturb", trained, seed=5, shrink=0.0, perturb=1.0, noise="fresh_init"),
