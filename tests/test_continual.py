@@ -125,20 +125,40 @@ def test_cli_shift_run_is_reproducible_and_stored(tmp_path):
         (["--shift", "permuted"], "unknown shift 'permuted'; did you mean"),
         (["--shift", "permuted_inputs", "--tasks", "0"], "tasks"),
         (["--tasks", "2"], "--tasks 2 needs a shift between tasks"),
-        (["--shift", "permuted_inputs", "--tasks", "3", "--rounds", "4"], "--rounds 4 is not a multiple of --tasks 3"),
         (
-            ["--shift", "class_incremental", "--dataset", "digits", "--classes-per-task", "3", "--rounds", "4"],
+            ["--shift", "permuted_inputs", "--tasks", "3", "--rounds", "4"],
+            "--rounds 4 is not a multiple of --tasks 3",
+        ),
+        (
+            [
+                "--shift",
+                "class_incremental",
+                "--dataset",
+                "digits",
+                "--classes-per-task",
+                "3",
+                "--rounds",
+                "4",
+            ],
             "--classes-per-task 3 does not divide the 10 classes",
         ),
         (["--shift", "permuted_inputs", "--classes-per-task", "2"], "--classes-per-task applies to shifts"),
         (["--replay", "buffer:100000"], "holds every example the stream labels"),
         (["--replay", "some"], "give all, none or buffer:N"),
-        (["--shift", "permuted_inputs", "--rounds", "2", "--initial", "400"], "task 0 (350 examples): initial 400"),
-        (["--shift", "permuted_inputs", "--schedule", "0.5,1.0"], "--schedule does not apply to a shifting stream"),
+        (
+            ["--shift", "permuted_inputs", "--rounds", "2", "--initial", "400"],
+            "task 0 (350 examples): initial 400",
+        ),
+        (
+            ["--shift", "permuted_inputs", "--schedule", "0.5,1.0"],
+            "--schedule does not apply to a shifting stream",
+        ),
     ],
 )
 def test_bad_continual_input_is_one_line_and_exit_2(tmp_path, flags, message):
-    proc = cli("bench", "--stream", "passive", "--n-examples", "1000", *flags, "--output", str(tmp_path / "r"))
+    proc = cli(
+        "bench", "--stream", "passive", "--n-examples", "1000", *flags, "--output", str(tmp_path / "r")
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr

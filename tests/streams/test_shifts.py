@@ -22,7 +22,12 @@ def data(n=120, features=6, classes=4, test=40, seed=0):
 
 def build(name, tasks, seed=0, **kw):
     x, y, xt, yt, c = data(**kw.pop("data", {}))
-    return get_shift(name)(tasks, **kw).build(x, y, xt, yt, c, torch.Generator().manual_seed(seed)), (x, y, xt, yt)
+    return get_shift(name)(tasks, **kw).build(x, y, xt, yt, c, torch.Generator().manual_seed(seed)), (
+        x,
+        y,
+        xt,
+        yt,
+    )
 
 
 @pytest.mark.parametrize("name", ["permuted_inputs", "permuted_labels", "random_labels", "class_incremental"])
@@ -53,7 +58,9 @@ def test_parts_are_disjoint_equal_and_mark_their_task():
 def test_permuted_inputs_applies_one_permutation_per_task_to_train_and_test():
     tasks, (x, y, xt, yt) = build("permuted_inputs", 3)
     p0 = tasks.parts[0]
-    assert torch.equal(tasks.x_train[p0], x[p0]) and torch.equal(tasks.evals[0].x, xt)  # task 0: original order
+    assert torch.equal(tasks.x_train[p0], x[p0]) and torch.equal(
+        tasks.evals[0].x, xt
+    )  # task 0: original order
     for t in (1, 2):
         part = tasks.parts[t]
         # Find the permutation from one test example, then check it holds for every train and test example.
@@ -89,7 +96,9 @@ def test_class_incremental_splits_classes_in_a_seeded_order():
     assert set().union(*groups) == {0, 1, 2, 3}
     assert all(len(g) == 2 for g in groups) and not groups[0] & groups[1]
     for t, part in enumerate(tasks.parts):
-        assert len(part) == int(torch.isin(y, torch.tensor(sorted(groups[t]))).sum())  # every example of the group
+        assert len(part) == int(
+            torch.isin(y, torch.tensor(sorted(groups[t]))).sum()
+        )  # every example of the group
         assert set(tasks.evals[t].y.tolist()) == groups[t]
         assert len(tasks.evals[t].y) == int(torch.isin(yt, torch.tensor(sorted(groups[t]))).sum())
 
@@ -97,12 +106,24 @@ def test_class_incremental_splits_classes_in_a_seeded_order():
 @pytest.mark.parametrize(
     ("name", "tasks", "kw", "data_kw", "match"),
     [
-        ("class_incremental", 2, {"classes_per_task": 3}, {}, "--classes-per-task 3 does not divide the 4 classes"),
+        (
+            "class_incremental",
+            2,
+            {"classes_per_task": 3},
+            {},
+            "--classes-per-task 3 does not divide the 4 classes",
+        ),
         ("class_incremental", 3, {"classes_per_task": 2}, {}, "use --tasks 2"),
         ("class_incremental", 3, {}, {}, "--tasks 3 does not divide the 4 classes"),
         ("permuted_inputs", 2, {}, {"features": 1}, "have 1; use --shift permuted_labels"),
         ("permuted_labels", 200, {}, {}, "at least one training example per task"),
-        ("permuted_inputs", 2, {"classes_per_task": 2}, {}, "--classes-per-task applies to shifts that split"),
+        (
+            "permuted_inputs",
+            2,
+            {"classes_per_task": 2},
+            {},
+            "--classes-per-task applies to shifts that split",
+        ),
         ("permuted_inputs", 0, {}, {}, "--tasks must be >= 1"),
     ],
 )
@@ -154,7 +175,10 @@ def test_task_stream_active_selects_only_among_the_current_task():
     rounds = list(stream.rounds(lambda prev: proba))
     for r, rnd in enumerate(rounds):
         assert (tasks.task_of[rnd.new] == stream.task_of_round(r)).all()
-    assert {int(tasks.task_of[a].unique()) for a in asked} == {0, 1}  # each query looks at one task's examples
+    assert {int(tasks.task_of[a].unique()) for a in asked} == {
+        0,
+        1,
+    }  # each query looks at one task's examples
     # The margin choice within task 1 at round 3: the smallest margins among task 1's unlabeled examples.
     part = tasks.parts[1]
     before = set(rounds[2].labeled.tolist())
@@ -168,7 +192,9 @@ def test_task_stream_active_selects_only_among_the_current_task():
 def test_a_task_too_small_for_its_rounds_names_the_task():
     tasks, _ = build("permuted_inputs", 3)  # 40 examples per task
     with pytest.raises(ActivewsError, match=r"^task 0 \(40 examples\): initial 30 \+ 2 rounds"):
-        TaskStream(PassiveStream, tasks.parts, Settings(initial=30, query_size=10, rounds=9), 120, torch.Generator())
+        TaskStream(
+            PassiveStream, tasks.parts, Settings(initial=30, query_size=10, rounds=9), 120, torch.Generator()
+        )
 
 
 def test_replay_settings_parse_and_refuse():
@@ -206,7 +232,9 @@ def test_replay_buffer_is_a_seeded_reservoir_that_resumes_exactly():
     assert first[1][0] == list(range(10)) + list(range(10, 20))  # the buffer holds all 10 earlier examples
     for r, (idx, mask) in enumerate(first[2:], start=2):
         old = [i for i, m in zip(idx, mask, strict=True) if not m]
-        assert len(old) == 15 and len(set(old)) == 15 and max(old) < 10 * r  # only earlier examples, no repeats
+        assert (
+            len(old) == 15 and len(set(old)) == 15 and max(old) < 10 * r
+        )  # only earlier examples, no repeats
     assert first == rounds(Replay("buffer:15", torch.Generator().manual_seed(3)))  # same seed, same buffer
     assert first != rounds(Replay("buffer:15", torch.Generator().manual_seed(4)))
     b = Replay("buffer:15", torch.Generator().manual_seed(3))
