@@ -158,6 +158,10 @@ class Scheduled(InitStrategy):
 
     # ------------------------------------------------------------------------------- forwarded seams
 
+    def acts_at_round_zero(self) -> bool:
+        """Round 0 belongs to ``strategy`` (with ``strategy_params``): whether it acts there."""
+        return self.active(0).acts_at_round_zero()
+
     def init_round(self, model: nn.Module, ctx: InitContext) -> nn.Module:
         return self.active(ctx.round_index).init_round(model, ctx)
 

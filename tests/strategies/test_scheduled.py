@@ -325,3 +325,14 @@ def test_cli_takes_json_dict_params(tmp_path):
     assert rc == 2
     assert_one_line(err.strip())
     assert "'shrnk' is not a parameter of 'shrink_perturb'" in err
+
+
+def test_round_zero_action_is_that_of_the_ordinary_strategy():
+    assert not make_strategy("scheduled").acts_at_round_zero()
+    acts = make_strategy(
+        "scheduled", {"strategy": "shrink_perturb", "strategy_params": {"first_round": True}}
+    )
+    assert acts.acts_at_round_zero()
+    # per_round values start at round 1: round 0 keeps strategy_params
+    later = make_strategy("scheduled", {"strategy": "shrink_perturb", "per_round": {"first_round": [True]}})
+    assert not later.acts_at_round_zero()
