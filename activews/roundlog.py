@@ -18,6 +18,7 @@ import json
 import math
 import numbers
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,33 @@ def _number(value: Any, name: str, fix: str) -> float:
     if not math.isfinite(number):
         raise ActivewsError(f"{name} {number} is not a finite number; {fix}")
     return number
+
+
+def _fraction(value: Any, name: str, what: str) -> float:
+    """``value`` as a float in [0, 1]; a percentage (in (1, 100]) is refused with its fraction named."""
+    number = _number(value, name, f"pass {what} as a fraction in [0, 1]")
+    if not 0.0 <= number <= 1.0:
+        fix = (
+            f"pass a fraction ({number / 100:g}), not a percentage"
+            if 1.0 < number <= 100.0
+            else f"pass {what} as a fraction in [0, 1]"
+        )
+        raise ActivewsError(f"{name} {number!r} is not in [0, 1]: {fix}")
+    return number
+
+
+def _accuracies(value: Any) -> list[float]:
+    """``task_accuracies`` as a non-empty list of fractions (a list, tuple, array or 1-D tensor)."""
+    fix = "pass the accuracy on every task's evaluation set as a list, e.g. task_accuracies=[0.9, 0.4, 0.1]"
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ActivewsError(f"task_accuracies {value!r} is not a list of numbers; {fix}")
+    try:
+        items = list(value)
+    except TypeError:  # e.g. a 0-d tensor or array
+        raise ActivewsError(f"task_accuracies {value!r} is not a list of numbers; {fix}") from None
+    if not items:
+        raise ActivewsError(f"task_accuracies is empty; {fix}")
+    return [_fraction(a, f"task_accuracies[{j}]", f"the accuracy on task {j}") for j, a in enumerate(items)]
 
 
 def _count(value: Any, name: str, what: str) -> int:
@@ -113,6 +141,7 @@ class RoundLog:
         self._rows: list[dict[str, Any]] = []
         self._cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._timed: bool | None = None  # whether the rows carry seconds (all of them, or none)
+        self._tasks: int | None = None  # the number of tasks of a continual log (0: a stationary one)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -139,6 +168,9 @@ class RoundLog:
         round: int | None = None,
         strategy: str | None = None,
         stop_reason: str | None = None,
+        task: int | None = None,
+        task_accuracies: Sequence[float] | None = None,
+        online_accuracy: float | None = None,
     ) -> dict[str, Any]:
         """Record one round of ``arm`` for ``seed``.
 
@@ -156,27 +188,31 @@ class RoundLog:
             strategy: the ``strategy`` field of the row (default: ``arm``).
             stop_reason: why training stopped (``"target"`` counts for the summary's ``reached_target``;
                 without it on every row, ``reached_target`` is None).
+            task: the round's task (a continual stream's; with ``task_accuracies``): an index into
+                ``task_accuracies``, counting from 0 in each (arm, seed) and going up by at most 1 a round.
+            task_accuracies: the accuracy after the round on every task's evaluation set (fractions;
+                unseen tasks too, the same number on every row). Given on every row or on none: with
+                them the summary holds the continual metrics (``newest_task_accuracy``, ``forgetting``,
+                ``bwt``, ...) and the row ``task_accuracy`` and ``seen_accuracy``, as the bench's
+                shifting streams record them.
+            online_accuracy: the previous round's model's accuracy on this round's new examples, before
+                training on them (a fraction; with ``task_accuracies``); the summary's
+                ``online_accuracy`` averages it over rounds 1, 2, ... (round 0's is not counted).
 
         Returns:
             The row as recorded (a copy), in the bench's record form.
 
         Raises:
-            ActivewsError: if a value is of the wrong type or out of range, or the round is not the next
-                one of its arm and seed.
+            ActivewsError: if a value is of the wrong type or out of range, the round is not the next
+                one of its arm and seed, its task goes back or skips one, or the row gives seconds or
+                task accuracies (or their number) unlike the rows before it.
         """
         if not isinstance(arm, str) or not arm:
             raise ActivewsError(f"arm {arm!r} is not an arm name; pass a non-empty str such as 'warm'")
         if not _is_int(seed):
             raise ActivewsError(f"seed {seed!r} is not an int; pass the seed as a whole number, e.g. seed=0")
         seed = int(seed)
-        acc = _number(accuracy, "accuracy", "pass the test accuracy as a fraction in [0, 1]")
-        if not 0.0 <= acc <= 1.0:
-            fix = (
-                f"pass a fraction ({acc / 100:g}), not a percentage"
-                if 1.0 < acc <= 100.0
-                else "pass the test accuracy as a fraction in [0, 1]"
-            )
-            raise ActivewsError(f"accuracy {acc!r} is not in [0, 1]: {fix}")
+        acc = _fraction(accuracy, "accuracy", "the test accuracy")
         n_steps = _count(steps, "steps", "optimizer steps taken in the round")
         if seconds is not None:
             seconds = _number(seconds, "seconds", "pass the round's training time in seconds")
@@ -213,8 +249,12 @@ class RoundLog:
                 f"round {len(rows)} {where} {'has' if timed else 'has no'} seconds, but the rows before it "
                 f"{'have none' if timed else 'have them'}: pass seconds= on every add or on none"
             )
-        self._timed = timed
         prev = rows[-1] if rows else None
+        continual = self._continual_fields(
+            task, task_accuracies, online_accuracy, prev, f"round {len(rows)} {where}"
+        )
+        self._timed = timed
+        self._tasks = len(continual["task_accuracies"]) if continual else 0
         row = {
             "arm": arm,
             "strategy": strategy,
@@ -229,17 +269,97 @@ class RoundLog:
             "cumulative_seconds": (
                 None if seconds is None else seconds + (prev["cumulative_seconds"] if prev else 0.0)
             ),
+            **continual,
         }
         self._cells.setdefault((arm, seed), []).append(row)
         self._rows.append(row)
         return dict(row)
+
+    def _continual_fields(
+        self,
+        task: Any,
+        task_accuracies: Any,
+        online_accuracy: Any,
+        prev: dict[str, Any] | None,
+        which: str,
+    ) -> dict[str, Any]:
+        """The continual fields of a row (empty for a stationary one), as the bench's shifting streams
+        record them; checks them against the row before of the same arm and seed and the log's rows."""
+        both = "pass task= and task_accuracies= on every add or on none"
+        if task_accuracies is None:
+            if task is not None:
+                raise ActivewsError(
+                    f"task {task!r} given without task_accuracies; pass task_accuracies= too (the accuracy "
+                    "on every task's evaluation set)"
+                )
+            if online_accuracy is not None:
+                raise ActivewsError(
+                    "online_accuracy given without task_accuracies; pass task= and task_accuracies= too "
+                    "(online accuracy is a continual metric)"
+                )
+            if self._tasks:
+                raise ActivewsError(
+                    f"{which} has no task_accuracies, but the rows before it have them: {both}"
+                )
+            return {}
+        accuracies = _accuracies(task_accuracies)
+        if task is None:
+            raise ActivewsError(
+                "task_accuracies given without task; pass task= too (the index of the round's task in "
+                "task_accuracies, from 0)"
+            )
+        if not _is_int(task):
+            raise ActivewsError(
+                f"task {task!r} is not an int; pass the index of the round's task in task_accuracies, "
+                "e.g. task=0"
+            )
+        task = int(task)
+        if not 0 <= task < len(accuracies):
+            raise ActivewsError(
+                f"task {task} is out of range for {len(accuracies)} task accuracies (tasks 0-"
+                f"{len(accuracies) - 1}); pass the round's task as an index into task_accuracies"
+            )
+        if self._tasks == 0:
+            raise ActivewsError(f"{which} has task_accuracies, but the rows before it have none: {both}")
+        if self._tasks is not None and len(accuracies) != self._tasks:
+            raise ActivewsError(
+                f"task_accuracies of {which} has {len(accuracies)} entries, but the rows before it have "
+                f"{self._tasks}: pass the accuracy on every task ({self._tasks}) on every add"
+            )
+        if prev is None and task != 0:
+            raise ActivewsError(
+                f"{which} has task {task}, but the first round of an arm and seed is task 0: pass task=0"
+            )
+        if prev is not None and task < prev["task"]:
+            raise ActivewsError(
+                f"{which} has task {task}, but round {prev['round']} had task {prev['task']}: tasks never go "
+                "back within an arm and seed; add its rounds in the order of their tasks"
+            )
+        if prev is not None and task > prev["task"] + 1:
+            raise ActivewsError(
+                f"{which} has task {task}, but round {prev['round']} had task {prev['task']}: tasks count up "
+                f"one at a time; pass task={prev['task']} or task={prev['task'] + 1}"
+            )
+        online = (
+            None
+            if online_accuracy is None
+            else _fraction(online_accuracy, "online_accuracy", "the accuracy on the round's new examples")
+        )
+        return {
+            "task": task,
+            "task_accuracy": accuracies[task],
+            "seen_accuracy": sum(accuracies[: task + 1]) / (task + 1),
+            "task_accuracies": accuracies,
+            "online_accuracy": online,
+        }
 
     def records(self) -> list[dict[str, Any]]:
         """The rows in the bench's record form, in the order they were added (copies).
 
         Each has ``arm``, ``strategy``, ``seed``, ``round``, ``n_labeled``, ``test_accuracy``,
         ``stop_reason``, ``steps``, ``seconds``, ``cumulative_steps`` and ``cumulative_seconds`` (None
-        where :meth:`add` was not given the field).
+        where :meth:`add` was not given the field); with task accuracies also ``task``,
+        ``task_accuracy``, ``seen_accuracy``, ``task_accuracies`` and ``online_accuracy``.
         """
         return [dict(row) for row in self._rows]
 
@@ -248,7 +368,9 @@ class RoundLog:
 
         One dict per arm with ``final_accuracy``, ``penalty`` and ``penalty_ci`` (paired by seed against
         the reference arm; None when the reference has no seed with as many rounds), ``compute_ratio``,
-        ``time_ratio`` (None without seconds), ``per_round``, ... (see ``docs/concepts.md``).
+        ``time_ratio`` (None without seconds), ``per_round``, ... (see ``docs/concepts.md``); with task
+        accuracies also the continual metrics (``newest_task_accuracy``, ``forgetting``, ``bwt``,
+        ``online_accuracy``, ..., each with its CI and ``_vs_ref``) and ``per_task``.
         """
         return summarize(self._rows, self.arms, reference=self.reference)
 
@@ -258,7 +380,8 @@ class RoundLog:
         return _LoopResult(None, self.records(), self.summary(), reference=self.reference)  # type: ignore[arg-type]
 
     def table(self, width: int | None = None) -> str:
-        """The penalty and compute tables ``activews bench`` prints, as plain text.
+        """The penalty and compute tables ``activews bench`` prints, as plain text (and the continual
+        tables when the rows carry task accuracies).
 
         Args:
             width: characters per line (default: the terminal's width).
@@ -336,6 +459,9 @@ class RoundLog:
                     round=row["round"],
                     strategy=row.get("strategy"),
                     stop_reason=row.get("stop_reason"),
+                    task=row.get("task"),
+                    task_accuracies=row.get("task_accuracies"),
+                    online_accuracy=row.get("online_accuracy"),
                 )
         except (KeyError, TypeError, AttributeError, ActivewsError) as exc:
             raise ActivewsError(

@@ -83,6 +83,20 @@ def test_roundlog_basics_run_and_save_a_folder_report_reads(tmp_path, monkeypatc
     assert "+3.00" in capsys.readouterr().out
 
 
+def test_roundlog_continual_rounds_give_the_continual_metrics(capsys):
+    import activews
+
+    ns = {"activews": activews}
+    exec(compile(snippets()["roundlog-continual"], f"{DOC}:roundlog-continual", "exec"), ns)
+    random_arm, warm = ns["log"].summary()
+    # A[1][1]: 0.80 vs 0.88; forgetting and BWT over task 0: 0.90 -> 0.60 vs 0.88 -> 0.80
+    assert warm["newest_task_accuracy"] == pytest.approx(0.80)
+    assert warm["newest_task_accuracy_vs_ref"] == pytest.approx(-0.08)
+    assert warm["forgetting"] == pytest.approx(0.30) and random_arm["forgetting"] == pytest.approx(0.08)
+    assert warm["bwt"] == pytest.approx(-0.30) and warm["online_accuracy"] == pytest.approx(0.10)
+    assert "Continual metrics (2 tasks)" in capsys.readouterr().out
+
+
 def test_the_bench_on_your_model_and_training_function_runs_as_a_script(tmp_path):
     import subprocess
     import sys

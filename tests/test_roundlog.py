@@ -355,3 +355,231 @@ def test_a_plain_pytorch_loop_measures_the_warm_start_penalty():
     assert 0.5 < warm["final_accuracy"] <= 1 and 0.5 < random_arm["final_accuracy"] <= 1
     assert [p["n_labeled"] for p in warm["per_round"]] == [100, 200, 400]
     assert "Warm-start penalty vs random" in log.table(width=120)
+
+
+# Continual rounds: (arm, seed) -> per round (task, task_accuracies, online_accuracy); 3 tasks over 4
+# rounds (task 1 has two), so A[l] (accuracies after the last round of task l) is rounds 0, 2 and 3.
+CONTINUAL = {
+    ("random", 0): [
+        (0, [0.90, 0.10, 0.10], None),
+        (1, [0.70, 0.60, 0.10], 0.10),
+        (1, [0.60, 0.80, 0.10], 0.60),
+        (2, [0.50, 0.60, 0.90], 0.20),
+    ],
+    ("random", 1): [
+        (0, [0.80, 0.20, 0.10], None),
+        (1, [0.70, 0.50, 0.20], 0.20),
+        (1, [0.70, 0.90, 0.20], 0.50),
+        (2, [0.50, 0.70, 0.80], 0.10),
+    ],
+    ("warm", 0): [
+        (0, [0.90, 0.10, 0.10], None),
+        (1, [0.80, 0.40, 0.10], 0.10),
+        (1, [0.70, 0.60, 0.10], 0.40),
+        (2, [0.60, 0.50, 0.70], 0.20),
+    ],
+    ("warm", 1): [
+        (0, [0.80, 0.20, 0.10], None),
+        (1, [0.75, 0.45, 0.20], 0.20),
+        (1, [0.70, 0.70, 0.20], 0.45),
+        (2, [0.70, 0.60, 0.60], 0.30),
+    ],
+}
+
+
+def continual_log() -> RoundLog:
+    log = RoundLog()
+    for (arm, seed), rounds in CONTINUAL.items():
+        for task, accs, online in rounds:
+            seen = sum(accs[: task + 1]) / (task + 1)  # the overall accuracy is the user's; any fraction
+            log.add(
+                arm,
+                seed=seed,
+                accuracy=seen,
+                steps=10,
+                task=task,
+                task_accuracies=accs,
+                online_accuracy=online,
+            )
+    return log
+
+
+def test_continual_rounds_give_the_continual_metrics_computed_by_hand():
+    log = continual_log()
+    row = log.records()[10]  # warm, seed 0, round 2: task 1
+    assert (row["arm"], row["seed"], row["round"], row["task"]) == ("warm", 0, 2, 1)
+    assert row["task_accuracies"] == [0.70, 0.60, 0.10] and row["online_accuracy"] == 0.40
+    assert row["task_accuracy"] == 0.60 and row["seen_accuracy"] == pytest.approx((0.70 + 0.60) / 2)
+    assert log.records()[0]["online_accuracy"] is None
+    random_arm, warm = log.summary()
+    # newest_task_accuracy = A[2][2]: random 0.90, 0.80 -> 0.85; warm 0.70, 0.60 -> 0.65
+    assert random_arm["newest_task_accuracy"] == pytest.approx(0.85)
+    assert warm["newest_task_accuracy"] == pytest.approx(0.65)
+    # paired by seed: warm - random = 0.70 - 0.90, 0.60 - 0.80 -> -0.20
+    assert warm["newest_task_accuracy_vs_ref"] == pytest.approx(-0.20)
+    # forgetting = mean over j < 2 of max_{j <= l < 2} A[l][j] - A[2][j]
+    #   random seed 0: (max(0.9, 0.6) - 0.5 = 0.4, 0.8 - 0.6 = 0.2) -> 0.30
+    #   random seed 1: (max(0.8, 0.7) - 0.5 = 0.3, 0.9 - 0.7 = 0.2) -> 0.25   => 0.275
+    #   warm seed 0:   (max(0.9, 0.7) - 0.6 = 0.3, 0.6 - 0.5 = 0.1) -> 0.20
+    #   warm seed 1:   (max(0.8, 0.7) - 0.7 = 0.1, 0.7 - 0.6 = 0.1) -> 0.10   => 0.15
+    assert random_arm["forgetting"] == pytest.approx(0.275)
+    assert warm["forgetting"] == pytest.approx(0.15)
+    assert warm["forgetting_vs_ref"] == pytest.approx(((0.20 - 0.30) + (0.10 - 0.25)) / 2)  # -0.125
+    # bwt = mean over j < 2 of A[2][j] - A[j][j]
+    #   random seed 0: (0.5 - 0.9, 0.6 - 0.8) -> -0.30; seed 1: (0.5 - 0.8, 0.7 - 0.9) -> -0.25  => -0.275
+    #   warm seed 0:   (0.6 - 0.9, 0.5 - 0.6) -> -0.20; seed 1: (0.7 - 0.8, 0.6 - 0.7) -> -0.10  => -0.15
+    assert random_arm["bwt"] == pytest.approx(-0.275)
+    assert warm["bwt"] == pytest.approx(-0.15)
+    # online_accuracy = mean over rounds 1-3 (round 0 has none), then over seeds
+    #   random: (0.1 + 0.6 + 0.2) / 3 = 0.3, (0.2 + 0.5 + 0.1) / 3 = 0.8/3   => 0.85/3
+    #   warm:   (0.1 + 0.4 + 0.2) / 3 = 0.7/3, (0.2 + 0.45 + 0.3) / 3 = 0.95/3 => 0.275
+    assert random_arm["online_accuracy"] == pytest.approx(0.85 / 3)
+    assert warm["online_accuracy"] == pytest.approx(0.275)
+    # the 95% CI over the two seeds, Student-t with one degree of freedom
+    half = stats.t.ppf(0.975, 1) * np.std([0.20, 0.10], ddof=1) / math.sqrt(2)
+    assert warm["forgetting_ci"] == pytest.approx([0.15 - half, 0.15 + half])
+    # per task: A[t][t] averaged over seeds (warm task 1: 0.60, 0.70)
+    assert [t["accuracy"] for t in warm["per_task"]] == pytest.approx([0.85, 0.65, 0.65])
+    assert [p["task"] for p in warm["per_round"]] == [0, 1, 1, 2]
+    assert warm["per_round"][2]["seen_accuracy"] == pytest.approx(((0.70 + 0.60) / 2 + (0.70 + 0.70) / 2) / 2)
+
+
+def test_continual_rounds_take_arrays_and_tensors():
+    log = RoundLog()
+    row = log.add(
+        "warm", seed=0, accuracy=0.5, steps=1, task=np.int64(0), task_accuracies=np.array([0.5, 0.25])
+    )
+    assert row["task_accuracies"] == [0.5, 0.25] and type(row["task"]) is int
+    row = log.add("warm", seed=0, accuracy=0.5, steps=1, task=1, task_accuracies=torch.tensor([0.5, 0.25]))
+    assert row["task_accuracies"] == [0.5, 0.25] and row["seen_accuracy"] == 0.375
+    assert all(type(a) is float for a in row["task_accuracies"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            dict(task_accuracies=[0.5, 0.2]),
+            "task_accuracies given without task; pass task= too (the index of the round's task",
+        ),
+        (dict(task=0), "task 0 given without task_accuracies; pass task_accuracies= too"),
+        (
+            dict(online_accuracy=0.5),
+            "online_accuracy given without task_accuracies; pass task= and task_accuracies= too",
+        ),
+        (
+            dict(task=0, task_accuracies=[0.5, 85.0]),
+            "task_accuracies[1] 85.0 is not in [0, 1]: pass a fraction (0.85), not a percentage",
+        ),
+        (
+            dict(task=0, task_accuracies=[-0.5]),
+            "task_accuracies[0] -0.5 is not in [0, 1]: pass the accuracy on task 0 as a fraction in [0, 1]",
+        ),
+        (
+            dict(task=0, task_accuracies=[0.5, float("nan")]),
+            "task_accuracies[1] nan is not a finite number; pass the accuracy on task 1",
+        ),
+        (dict(task=0, task_accuracies="0.5"), "task_accuracies '0.5' is not a list of numbers; pass the"),
+        (dict(task=0, task_accuracies=0.5), "task_accuracies 0.5 is not a list of numbers"),
+        (dict(task=0, task_accuracies=[]), "task_accuracies is empty; pass the accuracy on every task's"),
+        (
+            dict(task=0, task_accuracies=[0.5], online_accuracy=70.0),
+            "online_accuracy 70.0 is not in [0, 1]: pass a fraction (0.7), not a percentage",
+        ),
+        (
+            dict(task=2, task_accuracies=[0.5, 0.2]),
+            "task 2 is out of range for 2 task accuracies (tasks 0-1); pass the round's task as an index",
+        ),
+        (dict(task=-1, task_accuracies=[0.5, 0.2]), "task -1 is out of range for 2 task accuracies"),
+        (dict(task=0.0, task_accuracies=[0.5, 0.2]), "task 0.0 is not an int; pass the index of the round's"),
+        (
+            dict(task=1, task_accuracies=[0.5, 0.2]),
+            "round 0 of arm 'warm' seed 0 has task 1, but the first round of an arm and seed is task 0: "
+            "pass task=0",
+        ),
+    ],
+)
+def test_add_refuses_bad_continual_values_with_one_line(kwargs, message):
+    log = RoundLog()
+    with pytest.raises(ActivewsError) as err:
+        log.add("warm", seed=0, accuracy=0.8, steps=10, **kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert len(log) == 0
+
+
+def test_add_refuses_tasks_going_back_or_skipping_and_mixed_logs():
+    def add(log, arm="warm", seed=0, **kwargs):
+        return log.add(arm, seed=seed, accuracy=0.5, steps=1, **kwargs)
+
+    log = RoundLog()
+    add(log, task=0, task_accuracies=[0.5, 0.1, 0.1])
+    add(log, task=1, task_accuracies=[0.4, 0.6, 0.1])
+    errors = [
+        (
+            dict(task=0, task_accuracies=[0.5, 0.6, 0.1]),
+            "round 2 of arm 'warm' seed 0 has task 0, but round 1 had task 1: tasks never go back within "
+            "an arm and seed; add its rounds in the order of their tasks",
+        ),
+        (
+            dict(task=3, task_accuracies=[0.5, 0.6, 0.1, 0.1]),
+            "task_accuracies of round 2 of arm 'warm' seed 0 has 4 entries, but the rows before it have "
+            "3: pass the accuracy on every task (3) on every add",
+        ),
+        (
+            dict(seed=1, task=0, task_accuracies=[0.5, 0.6]),
+            "task_accuracies of round 0 of arm 'warm' seed 1 has 2 entries, but the rows before it have 3",
+        ),
+        (
+            {},
+            "round 2 of arm 'warm' seed 0 has no task_accuracies, but the rows before it have them: pass "
+            "task= and task_accuracies= on every add or on none",
+        ),
+        (dict(arm="random"), "round 0 of arm 'random' seed 0 has no task_accuracies, but the rows"),
+    ]
+    for kwargs, message in errors:
+        with pytest.raises(ActivewsError) as err:
+            add(log, **kwargs)
+        assert message in str(err.value) and "\n" not in str(err.value)
+    # a task may be skipped by no round: from task 0, the next is 0 or 1
+    other = RoundLog()
+    add(other, task=0, task_accuracies=[0.5, 0.1, 0.1])
+    with pytest.raises(
+        ActivewsError,
+        match=r"round 1 of arm 'warm' seed 0 has task 2, but round 0 had task 0: tasks count up one at a "
+        r"time; pass task=0 or task=1",
+    ):
+        add(other, task=2, task_accuracies=[0.5, 0.1, 0.1])
+    assert len(log) == 2 and len(other) == 1  # nothing recorded by the refused adds
+    add(log, task=1, task_accuracies=[0.4, 0.7, 0.1])  # the same task again is fine
+    add(log, task=2, task_accuracies=[0.3, 0.5, 0.9])
+    stationary = RoundLog()
+    add(stationary)
+    with pytest.raises(ActivewsError) as err:
+        add(stationary, arm="random", task=0, task_accuracies=[0.5])
+    assert str(err.value) == (
+        "round 0 of arm 'random' seed 0 has task_accuracies, but the rows before it have none: pass task= "
+        "and task_accuracies= on every add or on none"
+    )
+
+
+def test_continual_log_saves_loads_and_reports_its_continual_tables(tmp_path, capsys):
+    log = continual_log()
+    table = log.table(width=120)
+    assert "Continual metrics (3 tasks)" in table and "forgetting" in table
+    assert "Warm-start penalty vs random" in table  # the penalty tables stay
+    assert "Continual metrics" not in filled().table(width=120)
+    folder = tmp_path / "mine"
+    names = {p.name for p in log.save(folder)}
+    assert "continual.png" in names and "report.html" in names
+    assert "Continual metrics" in (folder / "report.html").read_text()
+    saved = json.loads((folder / "records.json").read_text())
+    assert saved == log.records() and saved[3]["task_accuracies"] == [0.50, 0.60, 0.90]
+    back = RoundLog.load(folder)
+    assert back.records() == log.records() and back.summary() == log.summary()
+    assert back.table(width=120) == table
+    with pytest.raises(ActivewsError, match="has no task_accuracies, but the rows before it have them"):
+        back.add("warm", seed=0, accuracy=0.5, steps=1)  # the loaded log is still continual
+    capsys.readouterr()
+    assert main(["report", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Continual metrics (3 tasks)" in out and "-27.50" in out  # random's BWT, points

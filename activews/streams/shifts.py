@@ -243,16 +243,21 @@ class PermutedInputs(Shift):
         return flat[:, perm].reshape(x.shape), y
 
 
-@register_shift("permuted_labels")
-class PermutedLabels(Shift):
-    """Each task relabels the classes with its own seeded permutation; task 0 keeps the labels."""
+class _LabelShift(Shift):
+    """A shift of the labels: the data need two classes or more."""
 
     def check(self, num_classes: int, input_shape: tuple[int, ...], pool_size: int) -> None:
         super().check(num_classes, input_shape, pool_size)
         if num_classes < 2:
             raise ActivewsError(
-                f"--shift permuted_labels needs at least 2 classes, the data have {num_classes}"
+                f"--shift {self.name} changes the labels, and the data have {num_classes} class; use "
+                "--shift permuted_inputs"
             )
+
+
+@register_shift("permuted_labels")
+class PermutedLabels(_LabelShift):
+    """Each task relabels the classes with its own seeded permutation; task 0 keeps the labels."""
 
     def transform(self, task, x, y, num_classes, generator):  # type: ignore[no-untyped-def]
         if task == 0:
@@ -262,18 +267,11 @@ class PermutedLabels(Shift):
 
 
 @register_shift("random_labels")
-class RandomLabels(Shift):
+class RandomLabels(_LabelShift):
     """Each task gives its examples seeded random labels (uniform over the classes) and is scored on
     them: how well the network still memorizes (Kumar et al., CoLLAs 2024)."""
 
     evaluate_on = "train"
-
-    def check(self, num_classes: int, input_shape: tuple[int, ...], pool_size: int) -> None:
-        super().check(num_classes, input_shape, pool_size)
-        if num_classes < 2:
-            raise ActivewsError(
-                f"--shift random_labels needs at least 2 classes, the data have {num_classes}"
-            )
 
     def transform(self, task, x, y, num_classes, generator):  # type: ignore[no-untyped-def]
         return x, torch.randint(0, num_classes, y.shape, generator=generator).to(y.device)

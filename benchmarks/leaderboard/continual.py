@@ -23,9 +23,6 @@ of ``docs/strategies.md``. Run folders go to ``--work`` (default ``runs/continua
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +31,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # run.py beside this file: the stationary leaderboard's helpers
 
-from run import DOCS, _ci, _pct, _pts, _verdict, frontier, total_time_ratio  # noqa: E402
+from run import (  # noqa: E402
+    DOCS,
+    _ci,
+    _pct,
+    _pts,
+    _verdict,
+    frontier,
+    machine_line,
+    pick_strategies,
+    total_time_ratio,
+    update_docs,
+    write_results,
+)
 
 BEGIN, END = "<!-- continual-leaderboard:begin -->", "<!-- continual-leaderboard:end -->"
 PROTOCOLS = ("permuted-inputs", "permuted-labels")
@@ -148,28 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    import torch
-
-    from activews.engine.config import REFERENCE_ARMS
     from activews.reproduce import get_protocol
-    from activews.strategies import get_strategy, list_strategies
+    from activews.strategies import get_strategy
 
-    strategies = [s for s in list_strategies() if s not in REFERENCE_ARMS]
-    if args.strategies:
-        wanted = [s.strip() for s in args.strategies.split(",") if s.strip()]
-        for name in wanted:
-            get_strategy(name)  # an unknown name fails here, with a close-match suggestion
-        strategies = [s for s in wanted if s not in REFERENCE_ARMS]
+    strategies = pick_strategies(args.strategies)
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     for name in protocols:
         get_protocol(name)
     started = time.time()
     results = {p: run_protocol(p, args, strategies) for p in protocols}
     total = time.time() - started
-    machine = (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads per process, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
+    machine = machine_line()
     changed = [
         f"--{name} {value}"
         for name, value in (("seeds", args.seeds), ("workers", args.workers), ("protocols", args.protocols))
@@ -204,24 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     params = {s: get_strategy(s)().describe() for s in strategies}
     lines += ["Defaults used: " + "; ".join(f"`{d}`" for d in params.values()), ""]
     data["strategies"] = params
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.md").write_text("\n".join(lines))
-    (out / "leaderboard.json").write_text(json.dumps(data, indent=2, default=str))
-    print("\n".join(lines), flush=True)
-    if args.update_docs:
-        docs = Path(args.docs)
-        text = docs.read_text()
-        if BEGIN not in text or END not in text:
-            print(
-                f"error: {docs} has no {BEGIN} ... {END} block; add one where the table belongs",
-                file=sys.stderr,
-            )
-            return 2
-        block = "\n".join([BEGIN, *lines, END])
-        docs.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-        print(f"updated {docs}", flush=True)
-    return 0
+    write_results(Path(args.out), lines, data)
+    return update_docs(Path(args.docs), BEGIN, END, lines) if args.update_docs else 0
 
 
 if __name__ == "__main__":

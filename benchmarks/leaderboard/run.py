@@ -254,25 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    import torch
+    from activews.strategies import get_strategy
 
-    from activews.engine.config import REFERENCE_ARMS
-    from activews.strategies import get_strategy, list_strategies
-
-    strategies = [s for s in list_strategies() if s not in REFERENCE_ARMS]
-    if args.strategies:
-        wanted = [s.strip() for s in args.strategies.split(",") if s.strip()]
-        for name in wanted:
-            get_strategy(name)  # an unknown name fails here, with a close-match suggestion
-        strategies = [s for s in wanted if s not in REFERENCE_ARMS]
+    strategies = pick_strategies(args.strategies)
     started = time.time()
     streams = [s.strip() for s in args.streams.split(",") if s.strip()]
     results = {s: run_stream(s, args, strategies) for s in streams}
     total = time.time() - started
-    machine = (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads per process, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
+    machine = machine_line()
     # The command that reproduces this run: the options that differ from their defaults.
     changed = [
         f"--{name.replace('_', '-')} {value}"
@@ -320,23 +309,53 @@ def main(argv: list[str] | None = None) -> int:
     params = {s: get_strategy(s)().describe() for s in strategies}
     lines += ["Defaults used: " + "; ".join(f"`{d}`" for d in params.values()), ""]
     data["strategies"] = params
-    out = Path(args.out)
+    write_results(Path(args.out), lines, data)
+    return update_docs(Path(args.docs), BEGIN, END, lines) if args.update_docs else 0
+
+
+def pick_strategies(spec: str) -> list[str]:
+    """The strategies to rank besides the reference arms: every registered one, or the comma-separated
+    ``spec`` (an unknown name fails with a close-match suggestion)."""
+    from activews.engine.config import REFERENCE_ARMS
+    from activews.strategies import get_strategy, list_strategies
+
+    if not spec:
+        return [s for s in list_strategies() if s not in REFERENCE_ARMS]
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    for name in wanted:
+        get_strategy(name)
+    return [s for s in wanted if s not in REFERENCE_ARMS]
+
+
+def machine_line() -> str:
+    """Processor, torch threads per process, Python and torch versions (the header of a recorded run)."""
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads per process, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def write_results(out: Path, lines: list[str], data: dict[str, Any]) -> None:
+    """``leaderboard.md`` (``lines``) and ``leaderboard.json`` (``data``) into ``out``; the table printed."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.md").write_text("\n".join(lines))
     (out / "leaderboard.json").write_text(json.dumps(data, indent=2, default=str))
     print("\n".join(lines), flush=True)
-    if args.update_docs:
-        docs = Path(args.docs)
-        text = docs.read_text()
-        if BEGIN not in text or END not in text:
-            print(
-                f"error: {docs} has no {BEGIN} ... {END} block; add one where the table belongs",
-                file=sys.stderr,
-            )
-            return 2
-        block = "\n".join([BEGIN, *lines, END])
-        docs.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-        print(f"updated {docs}", flush=True)
+
+
+def update_docs(docs: Path, begin: str, end: str, lines: list[str]) -> int:
+    """Replace the block between ``begin`` and ``end`` of ``docs`` with ``lines``; 2 if there is none."""
+    text = docs.read_text()
+    if begin not in text or end not in text:
+        print(
+            f"error: {docs} has no {begin} ... {end} block; add one where the table belongs", file=sys.stderr
+        )
+        return 2
+    block = "\n".join([begin, *lines, end])
+    docs.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))
+    print(f"updated {docs}", flush=True)
     return 0
 
 

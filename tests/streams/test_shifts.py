@@ -269,3 +269,10 @@ def test_a_registered_shift_of_ones_own_runs_through_build():
         assert torch.equal(tasks.evals[1].x, -xt)
     finally:
         SHIFTS.unregister("test_negated_inputs")
+
+
+@pytest.mark.parametrize("name", ["permuted_labels", "random_labels"])
+def test_label_shifts_need_two_classes(name):
+    x, y, xt, yt, _ = data()
+    with pytest.raises(ActivewsError, match=f"--shift {name} changes the labels, and the data have 1 class"):
+        get_shift(name)(2).build(x, y * 0, xt, yt * 0, 1, torch.Generator())
