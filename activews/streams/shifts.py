@@ -187,7 +187,17 @@ class Shift:
         return Tasks(x_new, y_new, parts, evals, task_of)
 
 
-SHIFTS: Registry[type[Shift]] = Registry("shift", "activews.shifts")
+def _check_entry_point(name: str, obj: object) -> type[Shift]:
+    """An ``activews.shifts`` entry point must name a :class:`Shift` subclass; it gets the entry point's name."""
+    if not (isinstance(obj, type) and issubclass(obj, Shift)):
+        raise ActivewsError(f"{obj!r} is not a Shift subclass")
+    if obj.transform is Shift.transform:
+        raise ActivewsError(f"{obj.__name__} does not implement transform(task, x, y, num_classes, generator)")
+    obj.name = name
+    return obj
+
+
+SHIFTS: Registry[type[Shift]] = Registry("shift", "activews.shifts", check=_check_entry_point)
 
 
 def register_shift(name: str) -> Callable[[type[Shift]], type[Shift]]:

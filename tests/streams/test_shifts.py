@@ -276,3 +276,21 @@ def test_label_shifts_need_two_classes(name):
     x, y, xt, yt, _ = data()
     with pytest.raises(ActivewsError, match=f"--shift {name} changes the labels, and the data have 1 class"):
         get_shift(name)(2).build(x, y * 0, xt, yt * 0, 1, torch.Generator())
+
+
+def test_an_entry_point_shift_is_checked_and_named():
+    from activews.streams.shifts import _check_entry_point
+
+    class Rolled(Shift):
+        def transform(self, task, x, y, num_classes, generator):
+            return x.roll(task, dims=-1), y
+
+    assert _check_entry_point("rolled", Rolled).name == "rolled"
+    with pytest.raises(ActivewsError, match="is not a Shift subclass"):
+        _check_entry_point("x", int)
+
+    class Lazy(Shift):
+        pass
+
+    with pytest.raises(ActivewsError, match="Lazy does not implement transform"):
+        _check_entry_point("lazy", Lazy)
