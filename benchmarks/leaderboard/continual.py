@@ -12,7 +12,8 @@ Adam lr 1e-3, batch 128. Every strategy runs at its default parameters next to `
 Per arm it reports the accuracy on the newest task at the end (plasticity) and its paired difference to
 ``random`` with a 95% CI, how the newest-task accuracy moved from the first task to the last, the average
 accuracy over every task at the end, forgetting, average online accuracy, the step and time ratios vs
-``random``, and whether the arm is on the newest-task-accuracy-vs-steps frontier. Accuracy and steps are
+``random``, whether the arm is on the newest-task-accuracy-vs-steps frontier, and the plasticity
+diagnostics after the last round (dormant units, feature rank). Accuracy and steps are
 reproducible on CPU (same command, same numbers); times depend on the machine and on what else runs.
 
 It writes ``results/continual/leaderboard.md`` / ``leaderboard.json`` and each protocol's run folder files
@@ -34,6 +35,7 @@ sys.path.insert(0, str(HERE))  # run.py beside this file: the stationary leaderb
 from run import (  # noqa: E402
     DOCS,
     _ci,
+    _num,
     _pct,
     _pts,
     _verdict,
@@ -71,6 +73,9 @@ def table(result: Any) -> list[dict[str, Any]]:
                 "time_ratio": total_time_ratio(result.records, s["arm"]),
                 "reached_target": s.get("reached_target"),
                 "per_task": [t["accuracy"] for t in s.get("per_task", [])],
+                # last round, mean over seeds: where each method leaves the network
+                "dormant_fraction": s["per_round"][-1].get("dormant_fraction"),
+                "feature_rank": s["per_round"][-1].get("feature_rank"),
             }
         )
     points = {
@@ -87,8 +92,8 @@ def table(result: Any) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| arm | newest task | vs random [95% CI] | vs random | first → last task [95% CI] | all tasks "
-        "| forgetting | online | step ratio | time ratio | frontier |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| forgetting | online | step ratio | time ratio | frontier | dormant units | feature rank |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         target = (
@@ -100,7 +105,8 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| {_pts(r['plasticity_change'])} {_ci(r['plasticity_change_ci'])} "
             f"| {_pct(r['average_accuracy'])} | {_pts(r['forgetting'], signed=False)} "
             f"| {_pct(r['online_accuracy'])} | {r['step_ratio']:.2f} "
-            f"| {r['time_ratio']:.2f} | {'yes' if r['frontier_steps'] else '-'} |"
+            f"| {r['time_ratio']:.2f} | {'yes' if r['frontier_steps'] else '-'} "
+            f"| {_pct(r['dormant_fraction'])} | {_num(r['feature_rank'])} |"
         )
     return lines
 
@@ -110,7 +116,11 @@ def run_protocol(name: str, args: argparse.Namespace, strategies: list[str]) -> 
     from activews.report import write_run_folder
     from activews.reproduce import get_protocol
 
-    settings = dict(get_protocol(name).values) | {"strategies": strategies, "seeds": args.seeds}
+    settings = dict(get_protocol(name).values) | {
+        "strategies": strategies,
+        "seeds": args.seeds,
+        "diagnostics": ["plasticity"],  # dormant units, feature rank, weight norm: one eval pass per round
+    }
     if args.tiny:
         settings |= TINY
     config = BenchConfig.build(**settings)
