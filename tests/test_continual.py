@@ -127,7 +127,7 @@ def test_cli_shift_run_is_reproducible_and_stored(tmp_path):
         (["--tasks", "2"], "--tasks 2 needs a shift between tasks"),
         (
             ["--shift", "permuted_inputs", "--tasks", "3", "--rounds", "4"],
-            "--rounds 4 is not a multiple of --tasks 3",
+            "--rounds 4 is not a multiple of the 3 tasks; use --rounds 3 or 6",
         ),
         (
             [

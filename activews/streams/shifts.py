@@ -192,7 +192,9 @@ def _check_entry_point(name: str, obj: object) -> type[Shift]:
     if not (isinstance(obj, type) and issubclass(obj, Shift)):
         raise ActivewsError(f"{obj!r} is not a Shift subclass")
     if obj.transform is Shift.transform:
-        raise ActivewsError(f"{obj.__name__} does not implement transform(task, x, y, num_classes, generator)")
+        raise ActivewsError(
+            f"{obj.__name__} does not implement transform(task, x, y, num_classes, generator)"
+        )
     obj.name = name
     return obj
 
@@ -454,7 +456,8 @@ def rounds_per_task(rounds: int, tasks: int) -> int:
         )
     if rounds % tasks:
         raise ActivewsError(
-            f"--rounds {rounds} is not a multiple of --tasks {tasks}; use --rounds {max(1, rounds // tasks) * tasks} "
-            f"or {(rounds // tasks + 1) * tasks}"
+            f"--rounds {rounds} is not a multiple of the {tasks} tasks; use --rounds "
+            f"{' or '.join(str(n) for n in dict.fromkeys([max(1, rounds // tasks) * tasks, (rounds // tasks + 1) * tasks]))}"
+            " (or another --tasks)"
         )
     return rounds // tasks
