@@ -3,6 +3,10 @@ JSON files (``protocol.json``, ``claims.json``, ``leaderboard.json``) value by v
 
     python benchmarks/compare_records.py OLD/records.csv NEW/records.csv
     python benchmarks/compare_records.py OLD/protocol.json NEW/protocol.json
+    python benchmarks/compare_records.py OLD/records.csv NEW/records.csv --old-arms --skip-arm continual_backprop
+
+``--old-arms`` compares only the records of arms OLD has (NEW may add arms: they are listed, not
+compared); ``--skip-arm NAME`` (repeatable) leaves an arm out on both sides (one whose change is known).
 
 Exit status 0 when they agree, 1 when they differ (the first differences are printed). Accuracies,
 losses and step counts are exactly reproducible on CPU, so any difference is a change in behaviour.
@@ -30,8 +34,15 @@ def _rows(path: Path) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: (r.get("arm", ""), r.get("seed", ""), int(r.get("round") or 0)))
 
 
-def compare_csv(old: Path, new: Path) -> list[str]:
+def compare_csv(old: Path, new: Path, *, old_arms: bool = False, skip: tuple[str, ...] = ()) -> list[str]:
     a, b = _rows(old), _rows(new)
+    a = [r for r in a if r.get("arm") not in skip]
+    kept = {r.get("arm") for r in a}
+    if old_arms:
+        added = sorted({str(r.get("arm")) for r in b} - kept - set(skip))
+        if added:
+            print(f"arms only in {new} (not compared): {', '.join(added)}")
+    b = [r for r in b if r.get("arm") not in skip and (not old_arms or r.get("arm") in kept)]
     if len(a) != len(b):
         return [f"{len(a)} records against {len(b)}"]
     out = []
@@ -69,12 +80,21 @@ def compare_json(old: Path, new: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        print("usage: python benchmarks/compare_records.py OLD NEW", file=sys.stderr)
-        return 2
-    old, new = map(Path, argv)
-    differences = (compare_csv if old.suffix == ".csv" else compare_json)(old, new)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("old", type=Path)
+    parser.add_argument("new", type=Path)
+    parser.add_argument("--old-arms", action="store_true", help="records.csv: compare only OLD's arms")
+    parser.add_argument("--skip-arm", action="append", default=[], help="records.csv: leave this arm out")
+    args = parser.parse_args(argv)
+    old, new = args.old, args.new
+    if old.suffix == ".csv":
+        differences = compare_csv(old, new, old_arms=args.old_arms, skip=tuple(args.skip_arm))
+    elif args.old_arms or args.skip_arm:
+        parser.error("--old-arms and --skip-arm apply to records.csv files")
+    else:
+        differences = compare_json(old, new)
     print(f"{new}: {len(differences)} difference(s) from {old}")
     for line in differences[:10]:
         print("  " + line)

@@ -40,3 +40,16 @@ def test_json_values_compare_at_full_precision_without_times(tmp_path, capsys):
     assert main([str(old), str(new)]) == 1
     out = capsys.readouterr().out
     assert "/gap: 0.1 -> 0.1000000001" in out and "/extra: only in new" in out
+
+
+def test_new_arms_and_skipped_arms(tmp_path, capsys):
+    old = write(tmp_path / "old.csv", HEADER + "warm,0,0,0.5,10,1.0,1.0\ncbp,0,0,0.4,10,1.0,1.0\n")
+    new = write(
+        tmp_path / "new.csv",
+        HEADER + "warm,0,0,0.5,10,1.0,1.0\ncbp,0,0,0.41,10,1.0,1.0\nl2,0,0,0.3,9,1.0,1.0\n",
+    )
+    assert main([old, new]) == 1  # one record more
+    assert main([old, new, "--old-arms"]) == 1  # cbp changed
+    assert main([old, new, "--old-arms", "--skip-arm", "cbp"]) == 0
+    out = capsys.readouterr().out
+    assert "arms only in" in out and "l2" in out and "0 difference(s)" in out
