@@ -68,7 +68,15 @@ def protocol_title(config: BenchConfig | None) -> str:
     shift = getattr(config, "shift", "none")
     if shift != "none":  # a shifting stream: name the shift (stationary titles stay as they were)
         tasks = getattr(config, "tasks", None)
-        detail = ([f"{tasks} tasks"] if tasks else []) + [f"replay {getattr(config, 'replay', 'all')}"]
+        if tasks is None and not getattr(config, "classes_per_task", None) and shift != "class_incremental":
+            tasks = config.rounds  # one task per round
+        if tasks and config.rounds == tasks:  # one round per task: no per-round increment to name
+            stream = stream.replace(
+                f"{config.initial}+{config.query_size}/round", f"{config.initial} per task"
+            )
+        per = getattr(config, "classes_per_task", None)
+        detail = ([f"{tasks} tasks"] if tasks else []) + ([f"{per} classes per task"] if per else [])
+        detail += [f"replay {getattr(config, 'replay', 'all')}"]
         stream += f" · shift {shift} ({', '.join(detail)})"
     return (
         f"{stream} · {config.dataset} · {config.model} · {training} · "
