@@ -132,3 +132,12 @@ def test_plugin_example_package_tests_pass():
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+def test_continual_shift_example_registers_its_shift_and_compares_on_the_newest_task(tmp_path):
+    """examples/continual_shift.py: a user's Shift subclass runs as a continual stream."""
+    rows = _run_tiny("continual_shift.py", tmp_path=tmp_path)
+    # columns: arm, newest %, vs random, forgetting, step ratio
+    assert set(rows) == {"random", "warm", "head_reset"}
+    assert rows["random"][2] == "+0.00" and rows["random"][4] == "1.00"
+    assert all(0 < float(r[1]) <= 100 for r in rows.values())
