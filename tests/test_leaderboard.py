@@ -106,6 +106,7 @@ def test_continual_table_marks_verdicts_and_the_frontier():
         return {
             "arm": name, "newest_task_accuracy": newest, "newest_task_accuracy_vs_ref": diff,
             "newest_task_accuracy_vs_ref_ci": ci, "compute_ratio": steps, "per_task": [],
+            "per_round": [{"dormant_fraction": 0.01, "feature_rank": 200.0}],
         }  # fmt: skip
 
     class Result:
@@ -120,6 +121,7 @@ def test_continual_table_marks_verdicts_and_the_frontier():
     assert [r["arm"] for r in continual.table(Result())] == ["good", "random", "warm"]
     assert rows["warm"]["verdict"] == "worse" and rows["good"]["verdict"] == "better"
     assert rows["random"]["verdict"] == "reference"
+    assert rows["warm"]["dormant_fraction"] == 0.01 and rows["warm"]["feature_rank"] == 200.0
     assert (
         rows["warm"]["frontier_steps"]
         and rows["good"]["frontier_steps"]
