@@ -38,21 +38,27 @@ def test_gain_over_warm_is_paired_by_seed_on_the_last_round():
     assert leaderboard.gain_over_warm(records, "warm")[0] == 0.0
 
 
-def test_tiny_leaderboard_runs_and_rewrites_only_its_docs_block(tmp_path):
-    docs = tmp_path / "page.md"
-    docs.write_text(f"before\n{leaderboard.BEGIN}\nold table\n{leaderboard.END}\nafter\n")
+def run_tiny(script: str, axis: list[str], tmp_path: Path, docs: Path) -> dict:
+    """Run a leaderboard script at its tiny settings with --update-docs on ``docs``; its JSON."""
     out = tmp_path / "out"
     proc = subprocess.run(
         [
-            sys.executable, str(ROOT / "benchmarks" / "leaderboard" / "run.py"),
-            "--tiny", "--seeds", "2", "--workers", "1", "--streams", "passive",
+            sys.executable, str(ROOT / "benchmarks" / "leaderboard" / script),
+            "--tiny", "--seeds", "2", "--workers", "1", *axis,
             "--strategies", "shrink_perturb", "--work", str(tmp_path / "work"), "--out", str(out),
             "--docs", str(docs), "--update-docs",
         ],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    data = json.loads((out / "leaderboard.json").read_text())
+    return json.loads((out / "leaderboard.json").read_text())
+
+
+def test_tiny_leaderboard_runs_and_rewrites_only_its_docs_block(tmp_path):
+    docs = tmp_path / "page.md"
+    docs.write_text(f"before\n{leaderboard.BEGIN}\nold table\n{leaderboard.END}\nafter\n")
+    out = tmp_path / "out"
+    data = run_tiny("run.py", ["--streams", "passive"], tmp_path, docs)
     rows = data["streams"]["passive"]["rows"]
     assert {r["arm"] for r in rows} == {"random", "warm", "shrink_perturb"}
     assert all(r["final_accuracy"] > 0.1 for r in rows)
@@ -78,18 +84,7 @@ def test_tiny_continual_leaderboard_runs_and_rewrites_only_its_block(tmp_path):
     docs.write_text(
         f"{leaderboard.BEGIN}\nkeep\n{leaderboard.END}\n{continual.BEGIN}\nold\n{continual.END}\nafter\n"
     )
-    out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable, str(ROOT / "benchmarks" / "leaderboard" / "continual.py"),
-            "--tiny", "--seeds", "2", "--workers", "1", "--protocols", "permuted-labels",
-            "--strategies", "shrink_perturb", "--work", str(tmp_path / "work"), "--out", str(out),
-            "--docs", str(docs), "--update-docs",
-        ],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads((out / "leaderboard.json").read_text())
+    data = run_tiny("continual.py", ["--protocols", "permuted-labels"], tmp_path, docs)
     rows = data["protocols"]["permuted-labels"]["rows"]
     assert {r["arm"] for r in rows} == {"random", "warm", "shrink_perturb"}
     assert data["protocols"]["permuted-labels"]["config"]["shift"] == "permuted_labels"

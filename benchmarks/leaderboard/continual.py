@@ -40,8 +40,10 @@ from run import (  # noqa: E402
     _pts,
     _verdict,
     frontier,
-    machine_line,
     pick_strategies,
+    run_header,
+    run_recorded,
+    target_note,
     total_time_ratio,
     update_docs,
     write_results,
@@ -96,9 +98,7 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        target = (
-            "" if r["reached_target"] in (None, 1.0) else f" ({r['reached_target'] * 100:.0f}% at target)"
-        )
+        target = target_note(r)
         diff = "-" if r["arm"] == "random" else f"{_pts(r['vs_random'])} {_ci(r['vs_random_ci'])}"
         lines.append(
             f"| `{r['arm']}`{target} | {_pct(r['newest_task_accuracy'])} | {diff} | {r['verdict']} "
@@ -112,8 +112,7 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def run_protocol(name: str, args: argparse.Namespace, strategies: list[str]) -> tuple[Any, float]:
-    from activews import BenchConfig, run_bench
-    from activews.report import write_run_folder
+    from activews import BenchConfig
     from activews.reproduce import get_protocol
 
     settings = dict(get_protocol(name).values) | {
@@ -123,27 +122,7 @@ def run_protocol(name: str, args: argparse.Namespace, strategies: list[str]) -> 
     }
     if args.tiny:
         settings |= TINY
-    config = BenchConfig.build(**settings)
-    start = time.perf_counter()
-    done = [0]
-
-    def progress(event: Any) -> None:
-        if event.kind == "start":
-            done[0] = event.round
-            print(f"[{name}] {event.num_rounds} rounds to run ({event.round} already stored)", flush=True)
-        elif event.kind == "round_end":
-            done[0] += 1
-            if done[0] % 50 == 0:
-                print(f"[{name}] {done[0]} rounds, {time.perf_counter() - start:.0f} s", flush=True)
-
-    result = run_bench(config, output=Path(args.work) / name, progress=progress, workers=args.workers)
-    seconds = time.perf_counter() - start
-    out = Path(args.out) / name
-    write_run_folder([result], out, plot=not args.tiny)
-    for extra in ("records.json", "report.html"):  # the store in --work keeps everything
-        (out / extra).unlink(missing_ok=True)
-    print(f"[{name}] {seconds:.0f} s", flush=True)
-    return result, seconds
+    return run_recorded(name, BenchConfig.build(**settings), args, every=50)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,26 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     results = {p: run_protocol(p, args, strategies) for p in protocols}
     total = time.time() - started
-    machine = machine_line()
-    changed = [
-        f"--{name} {value}"
-        for name, value in (("seeds", args.seeds), ("workers", args.workers), ("protocols", args.protocols))
-        if value != parser.get_default(name)
-    ]
-    if args.strategies:
-        changed.append(f"--strategies {args.strategies}")
-    if args.tiny:
-        changed.append("--tiny")
-    command = " ".join(["python benchmarks/leaderboard/continual.py", *changed])
-    date = time.strftime("%Y-%m-%d", time.localtime(started))
-    lines = [
-        f"Command: `{command} --update-docs`  ",
-        f"Date: {date} · machine: {machine} · wall time {total / 60:.1f} min ("
-        + ", ".join(f"{p} {results[p][1]:.0f} s" for p in protocols)
-        + f") · {args.seeds} seeds, {args.workers} worker processes",
-        "",
-    ]
-    data: dict[str, Any] = {"date": date, "machine": machine, "command": command, "wall_seconds": total}
+    lines, data = run_header(
+        "continual.py", parser, args, "protocols", {p: results[p][1] for p in protocols}, started, total
+    )
     data["protocols"] = {}
     for name in protocols:
         result, seconds = results[name]

@@ -176,9 +176,7 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        target = (
-            "" if r["reached_target"] in (None, 1.0) else f" ({r['reached_target'] * 100:.0f}% at target)"
-        )
+        target = target_note(r)
         front = " / ".join("yes" if r[k] else "-" for k in ("frontier_steps", "frontier_time"))
         penalty = "-" if r["arm"] == "random" else f"{_pts(r['penalty'])} {_ci(r['penalty_ci'])}"
         gain = "-" if r["arm"] == "warm" else f"{_pts(r['gain_over_warm'])} {_ci(r['gain_over_warm_ci'])}"
@@ -192,8 +190,7 @@ def markdown(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> Any:
-    from activews import BenchConfig, run_bench
-    from activews.report import write_run_folder
+    from activews import BenchConfig
 
     settings: dict[str, Any] = {
         "stream": stream,
@@ -205,30 +202,43 @@ def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> 
     }
     if args.tiny:
         settings |= TINY
-    config = BenchConfig.build(**settings)
-    folder = Path(args.work) / stream
+    return run_recorded(stream, BenchConfig.build(**settings), args, every=20)
+
+
+def run_recorded(label: str, config: Any, args: argparse.Namespace, *, every: int) -> tuple[Any, float]:
+    """Run ``config`` into ``--work``/``label`` (resumable), printing progress every ``every`` rounds,
+    and write its result files (summary, records.csv, figures) into ``--out``/``label``."""
+    from activews import run_bench
+    from activews.report import write_run_folder
+
     start = time.perf_counter()
     done = [0]
 
     def progress(event: Any) -> None:
         if event.kind == "start":
             done[0] = event.round
-            print(f"[{stream}] {event.num_rounds} rounds to run ({event.round} already stored)", flush=True)
+            print(f"[{label}] {event.num_rounds} rounds to run ({event.round} already stored)", flush=True)
         elif event.kind == "round_end":
             done[0] += 1
-            if done[0] % 20 == 0:
-                print(f"[{stream}] {done[0]} rounds, {time.perf_counter() - start:.0f} s", flush=True)
+            if done[0] % every == 0:
+                print(f"[{label}] {done[0]} rounds, {time.perf_counter() - start:.0f} s", flush=True)
 
-    result = run_bench(config, output=folder, progress=progress, workers=args.workers)
+    result = run_bench(config, output=Path(args.work) / label, progress=progress, workers=args.workers)
     seconds = time.perf_counter() - start
-    out = Path(args.out) / stream
+    out = Path(args.out) / label
     write_run_folder([result], out, plot=not args.tiny)
     # records.csv holds every record (records.json repeats them with the active stream's selected indices,
     # megabytes), and report.html repeats the figures: the store in --work keeps everything.
     for name in ("records.json", "report.html"):
         (out / name).unlink(missing_ok=True)
-    print(f"[{stream}] {seconds:.0f} s", flush=True)
+    print(f"[{label}] {seconds:.0f} s", flush=True)
     return result, seconds
+
+
+def target_note(row: dict[str, Any]) -> str:
+    """`` (N% at target)`` after an arm whose rounds did not all reach the training target."""
+    reached = row["reached_target"]
+    return "" if reached in (None, 1.0) else f" ({reached * 100:.0f}% at target)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,33 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     streams = [s.strip() for s in args.streams.split(",") if s.strip()]
     results = {s: run_stream(s, args, strategies) for s in streams}
     total = time.time() - started
-    machine = machine_line()
-    # The command that reproduces this run: the options that differ from their defaults.
-    changed = [
-        f"--{name.replace('_', '-')} {value}"
-        for name, value in (("seeds", args.seeds), ("workers", args.workers), ("streams", args.streams))
-        if value != parser.get_default(name)
-    ]
-    if args.strategies:
-        changed.append(f"--strategies {args.strategies}")
-    if args.tiny:
-        changed.append("--tiny")
-    command = " ".join(["python benchmarks/leaderboard/run.py", *changed])
-    date = time.strftime("%Y-%m-%d", time.localtime(started))
-    lines = [
-        f"Command: `{command} --update-docs`  ",
-        f"Date: {date} · machine: {machine} · wall time {total / 60:.1f} min ("
-        + ", ".join(f"{s} {results[s][1]:.0f} s" for s in streams)
-        + f") · {args.seeds} seeds, {args.workers} worker processes",
-        "",
-    ]
-    data: dict[str, Any] = {
-        "date": date,
-        "machine": machine,
-        "command": command,
-        "wall_seconds": total,
-        "streams": {},
-    }
+    lines, data = run_header(
+        "run.py", parser, args, "streams", {st: results[st][1] for st in streams}, started, total
+    )
+    data["streams"] = {}
     for stream in streams:
         result, seconds = results[stream]
         rows = table(result)
@@ -325,6 +312,39 @@ def pick_strategies(spec: str) -> list[str]:
     for name in wanted:
         get_strategy(name)
     return [s for s in wanted if s not in REFERENCE_ARMS]
+
+
+def run_header(
+    script: str,
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    axis: str,
+    seconds: dict[str, float],
+    started: float,
+    total: float,
+) -> tuple[list[str], dict[str, Any]]:
+    """The recorded run's header lines (the command that reproduces it: the options that differ from
+    their defaults; date, machine, wall time per ``axis`` entry) and the same as JSON fields."""
+    changed = [
+        f"--{name} {value}"
+        for name, value in (("seeds", args.seeds), ("workers", args.workers), (axis, getattr(args, axis)))
+        if value != parser.get_default(name)
+    ]
+    if args.strategies:
+        changed.append(f"--strategies {args.strategies}")
+    if args.tiny:
+        changed.append("--tiny")
+    command = " ".join([f"python benchmarks/leaderboard/{script}", *changed])
+    date = time.strftime("%Y-%m-%d", time.localtime(started))
+    machine = machine_line()
+    lines = [
+        f"Command: `{command} --update-docs`  ",
+        f"Date: {date} · machine: {machine} · wall time {total / 60:.1f} min ("
+        + ", ".join(f"{name} {secs:.0f} s" for name, secs in seconds.items())
+        + f") · {args.seeds} seeds, {args.workers} worker processes",
+        "",
+    ]
+    return lines, {"date": date, "machine": machine, "command": command, "wall_seconds": total}
 
 
 def machine_line() -> str:
