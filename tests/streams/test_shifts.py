@@ -135,7 +135,10 @@ def test_data_that_cannot_take_the_shift_get_one_line_errors(name, tasks, kw, da
 
 def test_rounds_per_task_must_divide():
     assert rounds_per_task(6, 3) == 2
-    with pytest.raises(ActivewsError, match=r"--rounds 7 is not a multiple of the 3 tasks; use --rounds 6 or 9 \(or another --tasks\)"):
+    with pytest.raises(
+        ActivewsError,
+        match=r"--rounds 7 is not a multiple of the 3 tasks; use --rounds 6 or 9 \(or another --tasks\)",
+    ):
         rounds_per_task(7, 3)
     with pytest.raises(ActivewsError, match="fixed number of rounds"):
         rounds_per_task(0, 3)
