@@ -207,7 +207,7 @@ def run_arm(
                     if prev is not None
                     else None
                 )
-        train_idx, new_mask = replay.train_set(rnd.labeled, rnd.new)
+        train_idx, new_mask = replay.train_set(rnd)
         if replay.capacity is not None:
             continual["n_train"] = len(train_idx)
         train_idx = train_idx.to(device)

@@ -167,9 +167,8 @@ def run_experiments(
         except ImportError:
             raise ActivewsError("--executor ray needs Ray: pip install 'activews[ray]'") from None
     devices = check_devices(configs, executor, gpus_per_cell)
-    num_rounds: dict[
-        int, int
-    ] = {}  # rounds per arm come from the stream (rounds=0: until the pool is used up)
+    # Rounds per arm come from the stream (rounds=0: until the pool is used up).
+    num_rounds: dict[int, int] = {}
     for i, cfg in configs.items():
         if i not in datasets:
             datasets[i] = load_bench_dataset(cfg)

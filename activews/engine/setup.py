@@ -88,14 +88,13 @@ def make_shift(config: BenchConfig, num_classes: int) -> Shift | None:
     if config.shift == "none":
         return None
     cls = get_shift(config.shift)
-    tasks = config.tasks
-    if tasks is None:
-        if cls.splits_classes:
-            per = config.classes_per_task or 2
-            tasks = max(1, num_classes // per)
-        else:
-            tasks = config.rounds
-    return cls(tasks, classes_per_task=config.classes_per_task if cls.splits_classes else None)
+    if not cls.splits_classes:
+        return cls(config.tasks if config.tasks is not None else config.rounds)
+    per = config.classes_per_task
+    if config.tasks is None:  # neither given: 2 classes per task
+        per = per or 2
+    tasks = config.tasks if config.tasks is not None else max(1, num_classes // per)  # type: ignore[operator]
+    return cls(tasks, classes_per_task=per)
 
 
 def make_tasks(config: BenchConfig, dataset: Dataset, gen: torch.Generator) -> Tasks | None:
@@ -103,8 +102,6 @@ def make_tasks(config: BenchConfig, dataset: Dataset, gen: torch.Generator) -> T
     shift = make_shift(config, dataset.num_classes)
     if shift is None:
         return None
-    if shift.splits_classes and config.classes_per_task is None and config.tasks is None:
-        shift.classes_per_task = 2
     return shift.build(
         dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, dataset.num_classes, gen
     )

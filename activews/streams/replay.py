@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from activews.errors import ActivewsError
+from activews.streams.base import Round
 
 __all__ = ["Replay", "check_buffer", "replay_buffer"]
 
@@ -66,14 +67,12 @@ class Replay:
         self.buffer: list[int] = []
         self.seen = 0
 
-    def train_set(self, labeled: torch.Tensor, new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pool indices this round trains on and the mask of the new ones among them; then the round's
+    def train_set(self, rnd: Round) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool indices round ``rnd`` trains on and the mask of the new ones among them; then the round's
         new examples enter the reservoir (so a round never replays its own examples twice)."""
         if self.capacity is None:
-            idx = labeled
-            mask = torch.zeros(len(idx), dtype=torch.bool)
-            mask[len(idx) - len(new) :] = True
-            return idx, mask
+            return rnd.labeled, rnd.new_mask()
+        new = rnd.new
         old = torch.tensor(self.buffer, dtype=torch.long)
         idx = torch.cat([old, new.cpu()])
         mask = torch.zeros(len(idx), dtype=torch.bool)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from activews.errors import ActivewsError
-from activews.streams import ActiveStream, PassiveStream
+from activews.streams import ActiveStream, PassiveStream, Round
 from activews.streams.replay import Replay, check_buffer, replay_buffer
 from activews.streams.shifts import SHIFTS, Shift, TaskStream, get_shift, register_shift, rounds_per_task
 
@@ -214,9 +214,9 @@ def test_replay_settings_parse_and_refuse():
 
 def test_replay_all_and_none():
     labeled, new = torch.tensor([4, 2, 9, 7]), torch.tensor([9, 7])
-    idx, mask = Replay("all", torch.Generator()).train_set(labeled, new)
+    idx, mask = Replay("all", torch.Generator()).train_set(Round(1, labeled, new))
     assert idx.tolist() == [4, 2, 9, 7] and mask.tolist() == [False, False, True, True]
-    idx, mask = Replay("none", torch.Generator()).train_set(labeled, new)
+    idx, mask = Replay("none", torch.Generator()).train_set(Round(1, labeled, new))
     assert idx.tolist() == [9, 7] and mask.tolist() == [True, True]
 
 
@@ -225,7 +225,7 @@ def test_replay_buffer_is_a_seeded_reservoir_that_resumes_exactly():
         out = []
         for r in range(start, stop):
             new = torch.arange(10 * r, 10 * r + 10)
-            idx, mask = replay.train_set(torch.arange(10 * r + 10), new)
+            idx, mask = replay.train_set(Round(r, torch.arange(10 * r + 10), new))
             out.append((idx.tolist(), mask.tolist()))
         return out
 
@@ -252,7 +252,7 @@ def test_reservoir_keeps_every_example_with_equal_probability():
     counts = torch.zeros(40)
     for seed in range(300):
         replay = Replay("buffer:10", torch.Generator().manual_seed(seed))
-        replay.train_set(torch.arange(40), torch.arange(40))
+        replay.train_set(Round(0, torch.arange(40), torch.arange(40)))
         counts[replay.buffer] += 1
     share = counts / 300  # each of the 40 examples is kept with probability 10/40
     assert share.min() > 0.13 and share.max() < 0.37 and abs(share.mean() - 0.25) < 1e-6
