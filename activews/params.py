@@ -9,6 +9,10 @@
   (:class:`~activews.strategies.InitStrategy`, :class:`~activews.streams.BatchSelector`): a nested
   ``Params``, ``label()``, ``parse_params()``, ``describe()``, and the class checks that registering one
   (by decorator or by entry point) runs.
+- :class:`Tune`: a parameter's search space (range and scale, or choices), declared in its ``Params``
+  field's metadata; :func:`search_space` reads a ``Params`` class's, :func:`check_search_space` checks
+  that every declared value is a valid parameter (run when a class registers). ``activews advise``
+  searches these spaces.
 
 This is a foundation module: it imports only :mod:`activews.errors`, :mod:`activews.validation` and
 third-party libraries.
@@ -16,9 +20,13 @@ third-party libraries.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import types
+import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,7 +34,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from activews.errors import ActivewsError, format_validation_error
 from activews.validation import Settings
 
-__all__ = ["FrozenParams", "Configurable", "validate_params", "what_is"]
+__all__ = [
+    "FrozenParams",
+    "Configurable",
+    "Tune",
+    "check_search_space",
+    "search_space",
+    "validate_params",
+    "what_is",
+]
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R")
@@ -48,6 +64,129 @@ def validate_params(params_class: type[P], values: Mapping[str, Any], label: str
         return params_class(**dict(values))
     except ValidationError as exc:
         raise ActivewsError(f"{label}: {format_validation_error(exc, params_class.model_fields)}") from None
+
+
+_CHOICE_TYPES = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class Tune:
+    """The search space of one parameter, declared in its ``Params`` field's metadata.
+
+    ```python
+    class Params(InitStrategy.Params):
+        shrink: Annotated[float, Tune(0.0, 1.0)] = Field(0.4, ge=0.0, le=1.0, description=...)
+        lam: Annotated[float, Tune(1e-5, 1e-1, log=True)] = Field(1e-2, gt=0.0, description=...)
+        every: Annotated[int, Tune(100, 10_000, log=True)] = Field(1000, ge=1, description=...)
+        noise: Annotated[Literal["a", "b"], Tune(choices=("a", "b"))] = Field("a", description=...)
+    ```
+
+    A numeric space is ``[low, high]``, searched uniformly or, with ``log=True``, uniformly in the
+    logarithm (for rates and strengths that matter by order of magnitude); an ``int`` field is searched
+    over integers. ``choices`` lists the values of a categorical parameter (strings, numbers, booleans
+    or None). Fields without a ``Tune`` are held at their value. Subclasses inherit their parents'
+    declarations; a subclass redeclares a field to change or drop (``Tune(off=True)``) its space.
+
+    Raises:
+        ActivewsError: an empty or reversed range, a log range that includes 0, or choices that are
+            empty or not plain values (when the class body runs).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] | None = None
+    off: bool = False
+    integer: bool = False
+    """Set by :func:`search_space` from the field's type (``int`` fields are searched over integers)."""
+
+    def __post_init__(self) -> None:
+        if self.off:
+            return
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ActivewsError("Tune: give either choices= or a low/high range, not both")
+            if not isinstance(self.choices, tuple) or not self.choices:
+                raise ActivewsError("Tune(choices=...) needs a non-empty tuple of values, e.g. ('a', 'b')")
+            bad = [c for c in self.choices if not isinstance(c, _CHOICE_TYPES)]
+            if bad:
+                raise ActivewsError(
+                    f"Tune(choices=...) holds {bad[0]!r}; choices are strings, numbers, booleans or None"
+                )
+            return
+        for which, value in (("low", self.low), ("high", self.high)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ActivewsError(
+                    f"Tune: {which} must be a finite number, got {value!r}; e.g. Tune(0.0, 1.0)"
+                )
+        assert self.low is not None and self.high is not None
+        if self.low >= self.high:
+            raise ActivewsError(f"Tune: low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ActivewsError(f"Tune(log=True) needs low > 0, got {self.low}; use a small positive low")
+
+    def describe(self) -> str:
+        """``"uniform [0, 1]"``, ``"log-uniform [1e-05, 0.1]"``, ``"int [1, 3]"``, ``"log-int [100,
+        10000]"``, ``"one of a, b"``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        kind = ("log-" if self.log else "") + ("int" if self.integer else "uniform")
+        return f"{kind} [{self.low:g}, {self.high:g}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"low", "high", "log", "integer"}`` or ``{"choices"}``."""
+        if self.choices is not None:
+            return {"choices": list(self.choices)}
+        return {"low": self.low, "high": self.high, "log": self.log, "integer": self.integer}
+
+
+def search_space(params_class: type[BaseModel]) -> dict[str, Tune]:
+    """The declared search space of a ``Params`` class: field name -> :class:`Tune`, in field order.
+
+    ``integer`` is set for fields whose type is ``int`` (or ``int | None``). Empty when nothing is
+    declared.
+    """
+    space: dict[str, Tune] = {}
+    for name, info in params_class.model_fields.items():
+        tunes = [m for m in info.metadata if isinstance(m, Tune)]
+        if not tunes or tunes[-1].off:
+            continue
+        tune = tunes[-1]
+        kinds = [a for a in (typing.get_args(info.annotation) or (info.annotation,)) if a is not type(None)]
+        if tune.choices is None and kinds and all(k is int for k in kinds):
+            tune = dataclasses.replace(tune, integer=True)
+        space[name] = tune
+    return space
+
+
+def check_search_space(params_class: type[BaseModel], label: str) -> None:
+    """Raise a one-line :class:`ActivewsError` unless every declared space holds only valid parameters.
+
+    Each end of a range (and each choice) is validated as that parameter, with the other parameters at
+    their defaults, so a range outside the field's bounds (``Tune(0, 2)`` on a field with ``le=1``) or an
+    integer space with fractional ends is refused when the class registers.
+    """
+    for name, tune in search_space(params_class).items():
+        if tune.choices is not None:
+            values = list(tune.choices)
+        elif tune.integer:
+            if tune.low != int(tune.low) or tune.high != int(tune.high):  # type: ignore[arg-type]
+                raise ActivewsError(
+                    f"{label}: the search space of {name!r} ({tune.describe()}) must have whole-number ends "
+                    f"(the field is an int)"
+                )
+            values = [int(tune.low), int(tune.high)]  # type: ignore[arg-type]
+        else:
+            values = [tune.low, tune.high]
+        for value in values:
+            try:
+                params_class(**{name: value})
+            except ValidationError as exc:
+                why = format_validation_error(exc, params_class.model_fields)
+                raise ActivewsError(
+                    f"{label}: the search space of {name!r} ({tune.describe()}) holds {value!r}, which is not "
+                    f"a valid value ({why}); make the space lie within the field's bounds"
+                ) from None
 
 
 def what_is(obj: Any) -> str:
@@ -161,6 +300,7 @@ class Configurable:
                 f"register the class as {name!r}"
             )
         member.name = name
+        check_search_space(member.Params, member.label())
         return member
 
     @classmethod
