@@ -48,6 +48,7 @@ from torch import nn
 
 from activews.errors import ActivewsError
 from activews.models import build_model
+from activews.params import Tune, check_search_space, search_space
 from activews.strategies import NEEDS, InitContext, InitStrategy, get_strategy, training_hooks
 from activews.streams import BatchSelector, ModelView, ScoringSelector, get_acquisition
 from activews.streams.acquisition import RowWise
@@ -82,6 +83,8 @@ __all__ = [
     "check_deterministic",
     "check_randomness_from_ctx",
     "check_initial_state_untouched",
+    "check_needs_declared",
+    "check_search_space_valid",
     "check_state_dict_round_trip",
     # the acquisition checks, likewise
     "check_acquisition_kind",
@@ -176,7 +179,8 @@ def _run_check(fn: Callable[..., None], target: str, *args: Any) -> None:
     try:
         fn(*args)
     except _Failure as failure:
-        raise _contract_error(target, fn.__name__, failure.problem, failure.fix) from None
+        # The failure's own cause (an exception the strategy raised) stays chained for the traceback.
+        raise _contract_error(target, fn.__name__, failure.problem, failure.fix) from failure.__cause__
     except ContractError:
         raise
     except Exception as exc:
@@ -862,6 +866,74 @@ def check_needs_declared(cls: type[InitStrategy], params: Any, models: tuple[str
             ) from None
 
 
+def _space_values(tune: Tune) -> list[tuple[str, Any]]:
+    """The values of a search space the checks try: each end of a range, or each choice."""
+    if tune.choices is not None:
+        return [("a choice", c) for c in tune.choices]
+    ends = (tune.low, tune.high)
+    if tune.integer:
+        ends = tuple(int(v) for v in ends)  # type: ignore[arg-type]
+    return [("the low end", ends[0]), ("the high end", ends[1])]
+
+
+def _non_finite(state: Mapping[str, torch.Tensor]) -> list[str]:
+    return [n for n, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
+@_strategy_check
+def check_search_space_valid(cls: type[InitStrategy], params: Any, models: tuple[str, ...]) -> None:
+    """The search space declared with :class:`~activews.params.Tune` (what ``activews advise`` searches)
+    holds only values the strategy works with.
+
+    The space passes :func:`~activews.params.check_search_space` (every value within its field's bounds),
+    and with each end of each range (each choice), the other parameters as given to the check: the
+    parameters validate, some test model is accepted, ``init_round`` returns a finite model and a short
+    run with the training hooks ends finite. A strategy that declares no space passes.
+    """
+    fix = (
+        "narrow the Tune(...) range of that parameter to values the strategy works with, "
+        "or make the strategy work at that value"
+    )
+    try:
+        space = search_space(cls.Params)
+        check_search_space(cls.Params, _label(cls))
+    except ActivewsError as exc:
+        # check_search_space says "<label>: <problem>; <fix>" (the fix, where it gives one, last).
+        message = _one_line(exc).removeprefix(f"{_label(cls)}: ")
+        problem, _, given_fix = message.rpartition("; ") if "; " in message else (message, "", "")
+        raise _Failure(problem, given_fix or "declare Tune(...) values the field accepts") from None
+    base = params.model_dump() if isinstance(params, BaseModel) else dict(params or {})
+    for name, tune in space.items():
+        for where, value in _space_values(tune):
+            what = f"{name}={value!r} ({where} of its search space, {tune.describe()})"
+            try:
+                values = cls.parse_params(base | {name: value})
+            except ActivewsError as exc:
+                raise _Failure(
+                    f"{what} is refused with the other parameters given: {_one_line(exc)}", fix
+                ) from None
+            try:
+                keys = _usable_models(cls, values, models)
+            except _Failure as failure:
+                raise _Failure(f"with {what}, {failure.problem}", fix) from None
+            for key in keys:
+                step = "init_round"
+                try:
+                    out = _require_module(_init_once(cls, values, key))
+                    bad = _non_finite(out.state_dict())
+                    _require(not bad, f"on {key}, with {what}: init_round left non-finite {_names(bad)}", fix)
+                    step = "a short run with the training hooks"
+                    bad = _non_finite(_run(cls, values, key).model)
+                    _require(not bad, f"on {key}, with {what}: {step} left non-finite {_names(bad)}", fix)
+                except _Failure:
+                    raise
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    raise _Failure(
+                        f"on {key}, with {what}: {step} raised {type(exc).__name__}: {first}", fix
+                    ) from exc
+
+
 @_strategy_check
 def check_state_dict_round_trip(cls: type[InitStrategy], params: Any, models: tuple[str, ...]) -> None:
     """Resume gives the same numbers: the state after round 1, saved with ``torch.save`` and read back with
@@ -914,6 +986,7 @@ STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
     check_randomness_from_ctx,
     check_initial_state_untouched,
     check_needs_declared,
+    check_search_space_valid,
     check_state_dict_round_trip,
 )
 """Every strategy check, in the order :func:`check_strategy` runs them."""

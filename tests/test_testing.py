@@ -11,6 +11,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 
 import activews.testing as testing
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies import InitContext, InitStrategy
 from activews.streams import BatchSelector
 from activews.testing import (
@@ -184,6 +186,25 @@ class RefusesItsOwnState(Counting):
     """Saves state but keeps the base class's load_state_dict (which refuses any state)."""
 
     load_state_dict = InitStrategy.load_state_dict
+
+
+class SpaceOutOfBounds(Halve):
+    """Declares a search space past its field's bound (registering it would be refused)."""
+
+    class Params(InitStrategy.Params):
+        factor: Annotated[float, Tune(0.5, 2.0)] = Field(0.5, gt=0.0, le=1.0)
+
+
+class BreaksAtTheEndOfItsSpace(Halve):
+    """Declares factor in [0.1, 1] as its search space, but cannot take factor=1."""
+
+    class Params(InitStrategy.Params):
+        factor: Annotated[float, Tune(0.1, 1.0)] = Field(0.5, gt=0.0, le=1.0)
+
+    def init_round(self, model, ctx):
+        if self.params.factor == 1.0:
+            raise ZeroDivisionError("1 / (1 - factor)")
+        return super().init_round(model, ctx)
 
 
 class NoReference(Halve):
@@ -373,6 +394,8 @@ BROKEN_STRATEGIES = [
     (SharesInitialState, "check_initial_state_untouched"),
     (UndeclaredNeed, "check_needs_declared"),
     (NeedsSomethingUnknown, "check_needs_declared"),
+    (SpaceOutOfBounds, "check_search_space_valid"),
+    (BreaksAtTheEndOfItsSpace, "check_search_space_valid"),
     (Forgetful, "check_state_dict_round_trip"),
     (UnsafeState, "check_state_dict_round_trip"),
     (RefusesItsOwnState, "check_state_dict_round_trip"),
@@ -668,6 +691,7 @@ def test_testing_imports_only_the_domain_layer_and_pytest_lazily():
         "activews.training",
         "activews.errors",
         "activews.registry",
+        "activews.params",
     )
     assert ours and all(m.startswith(allowed) for m in ours), ours
     assert "pytest" not in modules

@@ -35,7 +35,14 @@ from activews.reproduce import (
     write_protocol_report,
 )
 
-__all__ = ["add_commands", "cmd_bench", "cmd_reproduce", "default_run_dir", "experiments_from_args"]
+__all__ = [
+    "add_commands",
+    "add_run_options",
+    "cmd_bench",
+    "cmd_reproduce",
+    "default_run_dir",
+    "experiments_from_args",
+]
 
 Experiments = list[tuple[str, BenchConfig]]
 
@@ -53,7 +60,7 @@ def add_commands(sub: Any) -> None:
         "1e-3, batch 128, each round trained to 99% running training accuracy.",
     )
     add_settings(b)
-    _add_run_options(b, resume=True)
+    add_run_options(b, resume=True)
     b.set_defaults(handler=cmd_bench)
 
     rp = sub.add_parser(
@@ -67,13 +74,24 @@ def add_commands(sub: Any) -> None:
     rp.add_argument("protocol", nargs="?", metavar="PROTOCOL", help=" | ".join(PROTOCOLS.names()))
     rp.add_argument("--list", action="store_true", help="list the protocols with their settings and grids")
     add_settings(rp, defaults=False)
-    _add_run_options(rp, resume=False)
+    add_run_options(rp, resume=False)
     rp.set_defaults(handler=cmd_reproduce)
 
 
-def _add_run_options(parser: argparse.ArgumentParser, *, resume: bool) -> None:
-    """Where and how a run executes (not part of its config)."""
+def add_run_options(parser: argparse.ArgumentParser, *, resume: bool, sweeps: bool = True) -> None:
+    """Where and how a run executes (not part of its config); ``sweeps``: also ``--grid`` and ``--config``."""
     g = parser.add_argument_group("run")
+    if sweeps:
+        _add_sweep_options(g)
+    g.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder (default: runs/<time>-<name>); an existing run folder with the same config is resumed",
+    )
+    _add_execution_options(g, resume)
+
+
+def _add_sweep_options(g: Any) -> None:
     g.add_argument(
         "--grid",
         action="append",
@@ -85,11 +103,9 @@ def _add_run_options(parser: argparse.ArgumentParser, *, resume: bool) -> None:
         metavar="FILE.toml",
         help="sweep file: settings, [grid] and [param_grid] tables; flags override it",
     )
-    g.add_argument(
-        "--output",
-        metavar="DIR",
-        help="run folder (default: runs/<time>-<name>); an existing run folder with the same config is resumed",
-    )
+
+
+def _add_execution_options(g: Any, resume: bool) -> None:
     if resume:
         g.add_argument(
             "--resume", metavar="RUN", help="continue the run in folder RUN (or runs/RUN) with its own config"

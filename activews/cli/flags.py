@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 
 from activews.data import DATASETS
 from activews.diagnostics import DIAGNOSTIC_GROUPS, DIAGNOSTICS
-from activews.engine.config import BenchConfig
+from activews.engine.config import BenchConfig, flag_name
 from activews.errors import ActivewsError
 from activews.models import MODELS
 from activews.strategies import list_strategies
@@ -126,7 +126,6 @@ class Flag:
     """What a settings flag needs beyond its field; every part is optional.
 
     Attributes:
-        name: the flag, when it is not ``--`` + the field's name with dashes.
         metavar: the placeholder in the help (argparse's default: the field's name in capitals).
         repeat: the flag may be given several times; ``parse`` then gets the list of values.
         parse: turns the typed text (or list of texts) into the field's value.
@@ -136,7 +135,6 @@ class Flag:
         choices: argparse checks the value against the field's ``Literal`` values.
     """
 
-    name: str | None = None
     metavar: str | None = None
     repeat: bool = False
     parse: Callable[[Any], Any] | None = None
@@ -148,7 +146,6 @@ class Flag:
 
 FLAGS: dict[str, Flag] = {
     "strategies": Flag(
-        name="--strategy",
         metavar="NAME",
         repeat=True,
         parse=tuple,
@@ -156,14 +153,12 @@ FLAGS: dict[str, Flag] = {
         see="'activews strategies'",
     ),
     "params": Flag(
-        name="--param",
         metavar="STRATEGY.KEY=VALUE",
         repeat=True,
         parse=lambda items: parse_assignments(items, "--param", dotted=True),
         example="shrink_perturb.shrink=0.6",
     ),
     "param_grid": Flag(
-        name="--sweep",
         metavar="STRATEGY.KEY=V1,V2",
         repeat=True,
         parse=_sweep,
@@ -175,7 +170,6 @@ FLAGS: dict[str, Flag] = {
     "model": Flag(names=lambda: [*MODELS.names(), "MODULE:FACTORY"], example="mypkg.nets:make_cnn"),
     "train_fn": Flag(metavar="MODULE:FUNCTION", example="mypkg.train:fit"),
     "model_params": Flag(
-        name="--model-param",
         metavar="KEY=VALUE",
         repeat=True,
         parse=lambda items: parse_assignments(items, "--model-param", dotted=False),
@@ -185,7 +179,6 @@ FLAGS: dict[str, Flag] = {
     "schedule": Flag(parse=parse_schedule),
     "acquisition": Flag(names=ACQUISITIONS.names, see="'activews acquisitions'"),
     "acquisition_params": Flag(
-        name="--acquisition-param",
         metavar="KEY=VALUE",
         repeat=True,
         parse=lambda items: parse_assignments(
@@ -260,12 +253,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "diagnostics": ("counterfactual", "diagnostics"),
 }
 """The help's groups and their order; a field in none of them is listed under "other settings"."""
-
-
-def flag_name(field: str) -> str:
-    """The flag of a ``BenchConfig`` field: ``query_size`` -> ``--query-size``, ``strategies`` -> ``--strategy``."""
-    spec = FLAGS.get(field)
-    return spec.name if spec is not None and spec.name else "--" + field.replace("_", "-")
 
 
 def setting_flags() -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from activews.params import search_space
 from activews.registry import Registry
 from activews.report.tables import strategies_table
 from activews.strategies import STRATEGIES
@@ -24,7 +25,10 @@ __all__ = ["add_commands", "cmd_acquisitions", "cmd_strategies"]
 
 def add_commands(sub: Any) -> None:
     """The ``strategies`` and ``acquisitions`` subcommands."""
-    s = sub.add_parser("strategies", help="list registered strategies with their parameters and references")
+    s = sub.add_parser(
+        "strategies",
+        help="list registered strategies with their parameters, search spaces (what advise tunes) and references",
+    )
     s.add_argument("--json", action="store_true", help="print as JSON")
     s.set_defaults(handler=cmd_strategies)
     a = sub.add_parser(
@@ -90,9 +94,9 @@ def _print_rows(
     rows: list[dict[str, Any]], as_json: bool, table: Callable[[list[dict[str, Any]]], Any]
 ) -> None:
     if as_json:
-        print(
-            json.dumps([{k: v for k, v in r.items() if k != "params"} for r in rows], indent=2, default=str)
-        )
+        # "params" and "space" are the table's text; JSON has "parameters" and "search_space" instead.
+        shown = [{k: v for k, v in r.items() if k not in ("params", "space")} for r in rows]
+        print(json.dumps(shown, indent=2, default=str))
     else:
         Console().print(table(rows))
 
@@ -100,16 +104,20 @@ def _print_rows(
 def _describe_strategy(cls: Any) -> dict[str, Any]:
     fields, params = _param_rows(cls.Params)
     summary = _doc_parts(cls)[0] + (f"\nBatchNorm: {cls.batchnorm}" if cls.batchnorm else "")
+    space = search_space(cls.Params)
     return {
         "params": "\n".join(fields) or "-",
         "parameters": params,
+        "space": "\n".join(f"{key}: {tune.describe()}" for key, tune in space.items()) or "-",
+        "search_space": {key: tune.to_dict() for key, tune in space.items()},
         "summary": summary,
         "reference": cls.reference,
     }
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    rows = _registry_rows(STRATEGIES, _describe_strategy, {"params": "-", "parameters": {}, "reference": ""})
+    blank = {"params": "-", "parameters": {}, "space": "-", "search_space": {}, "reference": ""}
+    rows = _registry_rows(STRATEGIES, _describe_strategy, blank)
     _print_rows(rows, args.json, strategies_table)
     return 0
 

@@ -1,7 +1,7 @@
 """The ``activews`` command line: the top-level parser and the entry point :func:`main`.
 
 Every error caused by the user's input is one line on stderr and exit code 2; no traceback. The commands
-live in their own modules: :mod:`~activews.cli.bench` (bench, reproduce), :mod:`~activews.cli.listing`
+live in their own modules: :mod:`~activews.cli.bench` (bench, reproduce), :mod:`~activews.cli.advise` (advise), :mod:`~activews.cli.listing`
 (strategies, acquisitions) and :mod:`~activews.cli.runs` (runs, report).
 """
 
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from activews.cli.advise import add_commands as add_advise_commands
 from activews.cli.base import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, interrupt_code
 from activews.cli.bench import add_commands as add_bench_commands
 from activews.cli.listing import add_commands as add_listing_commands
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     parser.commands = sub.choices  # type: ignore[attr-defined]  (for errors that name the subcommand)
     add_bench_commands(sub)  # bench, reproduce
+    add_advise_commands(sub)  # advise
     add_listing_commands(sub)  # strategies, acquisitions
     add_runs_commands(sub)  # runs, report
     return parser

@@ -103,6 +103,7 @@ def run_experiments(
     meta: dict[str, str] | None = None,
     threads: int | None = None,
     gpus_per_cell: float | None = None,
+    arms: Sequence[str] | None = None,
 ) -> list[BenchResult]:
     """Run (or resume) several experiments into one run folder; one :class:`BenchResult` each.
 
@@ -127,6 +128,10 @@ def run_experiments(
             the run's recorded count when resuming, else :data:`~activews.engine.resources.CELL_THREADS` (1).
         gpus_per_cell: with ``executor="ray"`` on CUDA, the fraction of a GPU each cell's task asks for
             (default 1); with local workers, ``workers="auto"`` runs ``1 / gpus_per_cell`` cells at once.
+        arms: run only the arms with these labels (of every experiment that has them); the run folder
+            then holds only their cells, and its summaries only their rows (an arm's penalty needs the
+            ``random`` arm among them). ``activews advise`` runs the reference arms once and each
+            trial's arm alone this way. Recorded with the run: a resume must name the same arms.
 
     One process at a time runs in a folder: a second one is refused (see :class:`RunLock`). An
     interrupt (``KeyboardInterrupt``; SIGTERM where the caller turns it into
@@ -134,6 +139,16 @@ def run_experiments(
     """
     if not experiments:
         raise ActivewsError("nothing to run: no experiments")
+    if arms is not None:
+        arms = list(dict.fromkeys(arms))
+        known = {label for _, cfg in experiments for label in cfg.arms}
+        unknown = [a for a in arms if a not in known]
+        if unknown or not arms:
+            raise ActivewsError(
+                f"arms= names {unknown[0]!r}, which no experiment has; arms: {', '.join(sorted(known))}"
+                if unknown
+                else "arms= is empty; name at least one arm (or pass None for all)"
+            )
     if threads is not None:
         check_threads(threads)
     workers = parse_workers(workers)
@@ -151,6 +166,7 @@ def run_experiments(
                 meta=meta,
                 threads=threads,
                 gpus_per_cell=gpus_per_cell,
+                arms=arms,
             )
             for r in results:
                 r.folder = None
@@ -179,8 +195,10 @@ def run_experiments(
         ],
         "datasets": [dataset_fingerprint(datasets[i]) for i in range(len(experiments))],
     }
+    if arms is not None:
+        run_config["arms"] = arms
     with _claim(folder):
-        store, threads = _open_store(folder, run_config, experiments, meta, threads)
+        store, threads = _open_store(folder, run_config, experiments, meta, threads, arms)
         try:
             done_rounds = len(store.records())
             todo = [
@@ -188,7 +206,7 @@ def run_experiments(
             ]
         finally:
             store.close()
-        total = sum(len(cfg.arms) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
+        total = sum(len(_run_arms(cfg, arms)) * len(cfg.seeds) * num_rounds[i] for i, cfg in configs.items())
         n_workers = resolve_workers(
             workers, len(todo), devices=devices, threads=threads, gpus_per_cell=gpus_per_cell
         )
@@ -213,6 +231,11 @@ def run_experiments(
         r.seconds = time.perf_counter() - start
         r.config = r.config.with_callables(cfg.callables())  # the objects, where the store has their names
     return results
+
+
+def _run_arms(config: BenchConfig, arms: Sequence[str] | None) -> list[str]:
+    """The labels of ``config``'s arms that run (all when ``arms`` is None)."""
+    return config.arms if arms is None else [a for a in config.arms if a in arms]
 
 
 def _check_callables(configs: Sequence[BenchConfig], workers: Workers, executor: str) -> None:
@@ -307,6 +330,7 @@ def _open_store(
     experiments: Sequence[tuple[str, BenchConfig]],
     meta: dict[str, str] | None = None,
     threads: int | None = None,
+    arms: Sequence[str] | None = None,
 ) -> tuple[RunStore, int]:
     """Open the run's store (checking that it holds this run), or create it; call with the run lock held.
 
@@ -317,7 +341,7 @@ def _open_store(
         log.info("%s: replacing the store of a run whose set-up did not finish", folder)
         _remove_store(folder)
     if not is_run_folder(folder):
-        _create_store(folder, run_config, experiments, meta, threads or CELL_THREADS)
+        _create_store(folder, run_config, experiments, meta, threads or CELL_THREADS, arms)
     store = RunStore(folder)
     try:
         if threads is None:
@@ -388,6 +412,7 @@ def _create_store(
     experiments: Sequence[tuple[str, BenchConfig]],
     meta: dict[str, str] | None,
     threads: int,
+    arms: Sequence[str] | None = None,
 ) -> None:
     """Build the store in ``.setup/`` and rename it into place: the folder holds a complete store or none."""
     import shutil
@@ -400,6 +425,7 @@ def _create_store(
         for i, (_, cfg) in enumerate(experiments)
         for seed in cfg.seeds
         for spec in cfg.arm_specs
+        if arms is None or spec.label in arms
     ]
     try:
         setup.mkdir()
@@ -429,6 +455,8 @@ def _mismatch_message(folder: Path, old: dict[str, Any], new: dict[str, Any]) ->
     for a, b in zip(old_exps, new_exps, strict=False):
         prefix = f"[{b['label']}] " if len(new_exps) > 1 else ""
         diffs += [prefix + d for d in config_diff(a["config"], b["config"])]
+    if old.get("arms") != new.get("arms"):
+        diffs.append(f"arms run: {old.get('arms') or 'all'} -> {new.get('arms') or 'all'}")
     if not diffs and old.get("datasets") != new.get("datasets"):
         return (
             f"run folder {str(folder)!r} was run on different data (the dataset's contents changed); "

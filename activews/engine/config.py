@@ -7,7 +7,9 @@ so a user never learns two vocabularies.
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -39,7 +41,16 @@ from activews.streams.shifts import SHIFTS, get_shift, rounds_per_task
 from activews.training import TrainConfig
 from activews.validation import Settings
 
-__all__ = ["ArmSpec", "BenchConfig", "CALLABLE_FIELDS", "REFERENCE_ARMS", "SEED_LIMIT", "MAX_SEED_COUNT"]
+__all__ = [
+    "ArmSpec",
+    "BenchConfig",
+    "CALLABLE_FIELDS",
+    "FLAG_NAMES",
+    "REFERENCE_ARMS",
+    "SEED_LIMIT",
+    "MAX_SEED_COUNT",
+    "flag_name",
+]
 
 REFERENCE_ARMS = ("random", "warm")
 """Always run: ``random`` is the accuracy reference, ``warm`` the compute reference."""
@@ -587,6 +598,14 @@ class BenchConfig(TrainConfig, _BenchSettings):
         copy._callables = {name: (getattr(self, name), fn) for name, fn in callables.items()}
         return copy
 
+    def command(self, program: str = "activews bench") -> str:
+        """The command line that runs this config: ``program`` plus its ``--strategy`` flags and a flag for
+        every other setting that differs from its default (shell-quoted; parsing it gives this config back).
+
+        A user's callable appears as its ``package.module:function`` reference.
+        """
+        return " ".join([program, *(shlex.quote(a) for a in _command_args(self))])
+
     def replace(self, **changes: Any) -> BenchConfig:
         """A validated copy with ``changes`` (one-line error if invalid); the user's callables carry over."""
         values = self.model_dump()
@@ -652,5 +671,59 @@ def _is_user_reference(name: str, value: str) -> bool:
 _EXAMPLES = {"model": "mypkg.nets:make_net", "train_fn": "mypkg.train:fit"}
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+FLAG_NAMES = {
+    "strategies": "--strategy",
+    "params": "--param",
+    "param_grid": "--sweep",
+    "model_params": "--model-param",
+    "acquisition_params": "--acquisition-param",
+}
+"""The ``activews bench`` flags whose name is not ``--`` + the field's name with dashes (repeatable ones)."""
+
+
+def flag_name(field: str) -> str:
+    """The ``activews bench`` flag of a field: ``query_size`` -> ``--query-size``, ``strategies`` ->
+    ``--strategy``."""
+    return FLAG_NAMES.get(field) or "--" + field.replace("_", "-")
+
+
+_flag = flag_name
+
+
+def _flag_value(value: Any) -> str:
+    """A value as the flag parsers read it back (``parse_value``: JSON, or a comma list, or a string)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_flag_value(v) for v in value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _command_args(config: BenchConfig) -> list[str]:
+    """The flags that give ``config`` from the defaults (fields at their default are left out)."""
+    args: list[str] = []
+    defaults = {
+        name: info.get_default(call_default_factory=True) for name, info in type(config).model_fields.items()
+    }
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if name != "strategies" and value == defaults[name]:  # the strategies compared are always named
+            continue
+        flag = flag_name(name)
+        if name == "strategies":
+            args += [a for s in value for a in (flag, s)]
+        elif name in ("params", "param_grid"):
+            for strategy, values in value.items():
+                args += [a for k, v in values.items() for a in (flag, f"{strategy}.{k}={_flag_value(v)}")]
+        elif name in ("model_params", "acquisition_params"):
+            args += [a for k, v in value.items() for a in (flag, f"{k}={_flag_value(v)}")]
+        elif name == "seeds":
+            args += [
+                flag,
+                str(len(value)) if tuple(value) == tuple(range(len(value))) else _flag_value(value),
+            ]
+        elif isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            args += [flag, _flag_value(value)]
+    return args

@@ -157,7 +157,11 @@ def _worker_main(
         # Nobody may read what is still queued: do not wait at exit to flush it.
         tasks.cancel_join_thread()
         results.cancel_join_thread()
-        sys.exit(128 + signal.SIGTERM)
+        # Every finished round is already committed; skip the interpreter's exit handlers (torch's
+        # finalizers), which a second SIGTERM from a stopping pool would interrupt with a traceback.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signal.SIGTERM)
     except BaseException as exc:  # the initializer failed (e.g. a plugin that no longer imports)
         results.put((index, False, (_portable(exc), traceback.format_exc())))
 

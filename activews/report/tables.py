@@ -3,6 +3,7 @@ numbers come from :mod:`activews.engine.summary`, and the CLI decides where the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.markup import escape
@@ -11,6 +12,7 @@ from rich.table import Table
 from activews.engine.config import BenchConfig
 
 __all__ = [
+    "TextTable",
     "OWN_LOOP",
     "penalty_table",
     "compute_table",
@@ -338,10 +340,45 @@ def strategies_table(rows: list[dict[str, Any]]) -> Table:
     width = max((len(r["name"]) for r in rows), default=4)
     table.add_column("name", style="bold", no_wrap=True, min_width=width)
     table.add_column("parameters (default)")
+    table.add_column("search space")
     table.add_column("what it does")
     table.add_column("reference")
     for row in rows:
         table.add_row(
-            escape(row["name"]), escape(row["params"]), escape(row["summary"]), escape(row["reference"])
+            escape(row["name"]),
+            escape(row["params"]),
+            escape(row.get("space", "-")),  # what `activews advise` tunes ("-": nothing declared)
+            escape(row["summary"]),
+            escape(row["reference"]),
         )
     return table
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A table with a title, column headers and rows of strings, rendered with rich or as Markdown (the
+    protocols of ``activews reproduce`` and the advice of ``activews advise`` lay their results out so)."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
+        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["", *self.notes] if self.notes else []
+        return "\n".join(lines)
+
+    def rich(self) -> Any:
+        table = Table(title=escape(self.title), title_justify="left")
+        for i, header in enumerate(self.headers):
+            # fold: a cell too wide for the terminal continues on the next line, never cut with an ellipsis
+            table.add_column(escape(header), justify="left" if i == 0 else "right", overflow="fold")
+        for row in self.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        if self.notes:
+            table.caption = escape(" ".join(self.notes))
+            table.caption_justify = "left"
+        return table

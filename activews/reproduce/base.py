@@ -7,40 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.markup import escape
-from rich.table import Table
-
 from activews.engine.bench import BenchResult
+from activews.report.tables import TextTable as ProtocolTable
 
 __all__ = ["Protocol", "ProtocolReport", "ProtocolTable", "Renderer"]
-
-
-@dataclass(frozen=True)
-class ProtocolTable:
-    """A table with a title, column headers and rows of strings (rendered with rich or as Markdown)."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    notes: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
-        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        lines += ["", *self.notes] if self.notes else []
-        return "\n".join(lines)
-
-    def rich(self) -> Any:
-        table = Table(title=escape(self.title), title_justify="left")
-        for i, header in enumerate(self.headers):
-            table.add_column(escape(header), justify="left" if i == 0 else "right")
-        for row in self.rows:
-            table.add_row(*(escape(cell) for cell in row))
-        if self.notes:
-            table.caption = escape(" ".join(self.notes))
-            table.caption_justify = "left"
-        return table
 
 
 @dataclass

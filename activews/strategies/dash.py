@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,7 @@ from pydantic import Field
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 
 __all__ = ["Dash", "shrinkable_layers", "direction_aware_shrink"]
@@ -96,10 +97,13 @@ class Dash(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        lam: float = Field(
+        # Search space: both over their valid ranges around the paper's defaults (0.3 and 0.3). lam from 0
+        # (misaligned slices zeroed) to 1 (no shrink: warm); alpha from 0.01 (the arrival groups weigh
+        # about equally) to 1 (only the newest group's gradient).
+        lam: Annotated[float, Tune(0.0, 1.0)] = Field(
             0.3, ge=0.0, le=1.0, description="shrink floor: the smallest factor a weight slice is scaled by"
         )
-        alpha: float = Field(
+        alpha: Annotated[float, Tune(0.01, 1.0)] = Field(
             0.3, gt=0.0, le=1.0, description="EMA coefficient of the gradients, over arrival groups"
         )
         batch_size: int = Field(

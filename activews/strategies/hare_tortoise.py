@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 from activews.training import Step
 
@@ -55,10 +56,15 @@ class HareTortoise(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        momentum: float = Field(
+        # Search space: momentum 0.99 to 0.9999, a decade either side of the authors' 0.999 in
+        # 1 - momentum (the tortoise's memory, 100 to 10,000 steps; at 0.9 it would follow the hare
+        # within ~10 steps, i.e. warm). reset_every: 0 (round starts only, the default) or a period
+        # around the authors' every 10 epochs, which on the default benchmark (batch 128, 1,000 to 8,000
+        # labels) is 80 to 630 steps; 0 cannot share a log range with the periods, hence choices.
+        momentum: Annotated[float, Tune(0.99, 0.9999)] = Field(
             0.999, ge=0.0, lt=1.0, description="EMA momentum of the tortoise (per optimizer step)"
         )
-        reset_every: int = Field(
+        reset_every: Annotated[int, Tune(choices=(0, 100, 300, 1000))] = Field(
             0,
             ge=0,
             description="also reset the hare to the tortoise every this many optimizer steps (0: only at round starts)",

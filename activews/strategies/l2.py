@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from pydantic import Field
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 
 
@@ -34,7 +37,11 @@ class L2(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        lam: float = Field(1e-2, gt=0.0, le=1.0, description="strength of the pull toward zero")
+        # Search space: log-uniform 1e-5 to 1e-1, the union of Ash & Adams' L2 strengths (1e-4 to 1e-1)
+        # and Kumar et al.'s grid (1e-5 to 1e-2; their selected L2 values 1e-2 to 1e-4, Table 3).
+        lam: Annotated[float, Tune(1e-5, 1e-1, log=True)] = Field(
+            1e-2, gt=0.0, le=1.0, description="strength of the pull toward zero"
+        )
 
     reference = "Kumar, Marklund & Van Roy, CoLLAs 2024, arXiv:2308.11958 (the L2 baseline)"
     batchnorm = "running statistics kept (warm start); the affine parameters are pulled toward zero"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
 
 import torch
 from pydantic import Field, field_validator
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies._util import parameterized_leaves
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 
@@ -52,7 +54,10 @@ class PartialReset(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        last: int = Field(
+        # Search space: 1 (the head, Nikishin et al.'s reset of the last layers) or 2. Kept small because a
+        # `last` above the model's layer count is refused before training: 2 fits every model with two
+        # parameterized layers, and 3 on the default 3-layer MLP would be `random`.
+        last: Annotated[int, Tune(1, 2)] = Field(
             1, ge=1, description="number of parameterized layers to reset, from the output back"
         )
         pattern: str | None = Field(None, description="regex over module names; overrides 'last' when set")
@@ -151,7 +156,9 @@ class LaterReset(PartialReset):
     """
 
     class Params(InitStrategy.Params):
-        fraction: float = Field(
+        # Search space: 0.1 to 0.9 of the layers, from the head alone on small models to all but the first
+        # few layers on deep ones (1 would re-draw every layer: `random`).
+        fraction: Annotated[float, Tune(0.1, 0.9)] = Field(
             0.5,
             gt=0.0,
             le=1.0,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 from activews.training import Step
 from activews.units import UnitGroup, dormant_scores, hidden_units, recycle_units, unit_activity
@@ -53,10 +54,13 @@ class ReDo(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        tau: float = Field(
+        # Search space: tau log-uniform 0.01 to 0.3, around the paper's 0.025 and the authors' 0.1 for
+        # high replay ratios; every log-int 10 to 1000 steps, from the default (about once a round here)
+        # down to every 10 steps (every=100 with tau=0.1 did not help in the docs' sensitivity run).
+        tau: Annotated[float, Tune(0.01, 0.3, log=True)] = Field(
             0.025, ge=0.0, le=1.0, description="dormancy threshold on the unit's normalized mean |activation|"
         )
-        every: int = Field(
+        every: Annotated[int, Tune(10, 1000, log=True)] = Field(
             1000, ge=1, description="recycle every this many optimizer steps, counted across rounds"
         )
         at_round_start: bool = Field(

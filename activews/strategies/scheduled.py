@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Annotated, Any, ClassVar, cast
 
 import torch
 from pydantic import Field, model_validator
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies.base import STRATEGIES, InitContext, InitStrategy, register_strategy
+
+# The default sub-strategies, registered before Scheduled: registering it checks its search space with the
+# default Params, which look 'warm' and 'random' up.
+from activews.strategies.random_init import RandomInit  # noqa: F401
+from activews.strategies.warm import Warm  # noqa: F401
 from activews.training import Step
 
 __all__ = ["Scheduled"]
@@ -24,7 +30,7 @@ def _sub_class(field: str, name: str) -> type[InitStrategy]:
         cls = STRATEGIES.get(name)
     except ActivewsError as exc:
         raise ActivewsError(f"{field}: {exc}") from None
-    if issubclass(cls, Scheduled):
+    if getattr(cls, "_is_schedule", False):  # not issubclass: unbound while Scheduled itself registers
         raise ActivewsError(
             f"{field}={name!r}: a schedule cannot contain another schedule; name the strategies it combines"
         )
@@ -68,7 +74,9 @@ class Scheduled(InitStrategy):
     class Params(InitStrategy.Params):
         strategy: str = Field("warm", description="strategy of the ordinary rounds")
         strategy_params: dict[str, Any] = Field({}, description="parameters of 'strategy'")
-        every: int | None = Field(
+        # Search space: the reset period, 2 to 8 rounds (1 would be `random`; 8 never resets within the
+        # default benchmark's 7 rounds, i.e. `warm`). Nikishin et al. reset periodically, at a fixed period.
+        every: Annotated[int | None, Tune(2, 8)] = Field(
             5, ge=1, description="rounds r with r % every == 0 use 'reset' (None: never)"
         )
         reset: str = Field("random", description="strategy of the reset rounds")
@@ -113,6 +121,7 @@ class Scheduled(InitStrategy):
     reference = "Nikishin et al., ICML 2022, arXiv:2205.07802; Ash & Adams, NeurIPS 2020, arXiv:1910.08475"
     batchnorm = "what the round's sub-strategy does"
     optimizer = "what the round's sub-strategy does (by default re-created every round by the trainer)"
+    _is_schedule: ClassVar[bool] = True  # what _sub_class refuses inside a schedule (subclasses too)
 
     def __init__(self, params: InitStrategy.Params | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
+from activews.params import Tune
 from activews.strategies._util import copy_buffers
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 
@@ -39,8 +40,15 @@ class ShrinkPerturb(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        shrink: float = Field(0.4, ge=0.0, le=1.0, description="factor applied to the previous weights")
-        perturb: float = Field(0.1, ge=0.0, description="scale of the added noise")
+        # Search space: shrink over its whole range, from 0 (nothing kept) to 1 (everything kept: with
+        # perturb 0, warm); perturb by order of magnitude, three decades up to 1 (shrink 0, perturb 1 is
+        # `random`), around the default 0.1.
+        shrink: Annotated[float, Tune(0.0, 1.0)] = Field(
+            0.4, ge=0.0, le=1.0, description="factor applied to the previous weights"
+        )
+        perturb: Annotated[float, Tune(1e-3, 1.0, log=True)] = Field(
+            0.1, ge=0.0, description="scale of the added noise"
+        )
         noise: Literal["fresh_init", "gaussian"] = Field(
             "fresh_init", description="noise source: a fresh model's weights, or N(0, perturb^2)"
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
+from activews.params import Tune
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 from activews.training import Step
 
@@ -46,10 +47,15 @@ class SoftShrinkPerturb(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        shrink: float = Field(
+        # Search space: shrink from 1 - 1e-3 to 1 (no shrink), which holds the paper's selected values
+        # 1 - 1e-3, 1 - 1e-4 and 1 - 1e-5 (Tables 3 and 4); sigma log-uniform over the paper's grid,
+        # 1e-5 to 1e-2 (the default, its top, is far too noisy for the default MLP: see above).
+        shrink: Annotated[float, Tune(0.999, 1.0)] = Field(
             1.0 - 1e-4, ge=0.0, le=1.0, description="p: factor applied to every parameter after each step"
         )
-        sigma: float = Field(1e-2, ge=0.0, description="scale of the noise added after each step")
+        sigma: Annotated[float, Tune(1e-5, 1e-2, log=True)] = Field(
+            1e-2, ge=0.0, description="scale of the noise added after each step"
+        )
         noise: Literal["gaussian", "fresh_init"] = Field(
             "gaussian", description="noise source: N(0, 1) per entry, or a fresh draw of the model"
         )

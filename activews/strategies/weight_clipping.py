@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from activews.errors import ActivewsError
+from activews.params import Tune
 from activews.strategies._util import parameterized_leaves
 from activews.strategies.base import InitContext, InitStrategy, register_strategy
 from activews.training import Step
@@ -80,7 +81,9 @@ class WeightClipping(InitStrategy):
     """
 
     class Params(InitStrategy.Params):
-        kappa: float = Field(
+        # Search space: log-uniform 1 to 20, the paper's sweeps (1 to 5 on its MNIST problems, the
+        # authors' experiment grids; up to 20 on CIFAR-10). Below 1 a fresh draw would be clipped.
+        kappa: Annotated[float, Tune(1.0, 20.0, log=True)] = Field(
             1.0, gt=0.0, description="clip each parameter to +-kappa times its layer's init bound"
         )
         clip_last_layer: bool = Field(True, description="also clip the output layer's weight and bias")
