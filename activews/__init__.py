@@ -21,6 +21,7 @@ from activews.version import __version__
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from activews.data import Dataset, from_arrays, load_dataset, load_npz, register_dataset
+    from activews.engine.advise import Advice, advise
     from activews.engine.arm import ProgressEvent, run_arm
     from activews.engine.bench import BenchResult, run_bench
     from activews.engine.config import REFERENCE_ARMS, BenchConfig
@@ -28,6 +29,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from activews.engine.summary import summarize
     from activews.errors import ActivewsError
     from activews.models import ModelParams, build_model, register_model
+    from activews.params import Tune
+    from activews.report.advise import write_advice
     from activews.reinit import Reinitializer
     from activews.roundlog import RoundLog
     from activews.sklearn import WarmStartClassifier
@@ -50,6 +53,10 @@ _EXPORTS: dict[str, str] = {
     "BenchConfig": "activews.engine.config",
     "BenchResult": "activews.engine.bench",
     "run_bench": "activews.engine.bench",
+    "Advice": "activews.engine.advise",
+    "advise": "activews.engine.advise",
+    "write_advice": "activews.report.advise",
+    "Tune": "activews.params",
     "ProgressEvent": "activews.engine.arm",
     "run_arm": "activews.engine.arm",
     "RoundStep": "activews.engine.step",
@@ -92,6 +99,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ActiveStream",
     "ActivewsError",
+    "Advice",
     "BenchConfig",
     "BenchResult",
     "Dataset",
@@ -111,8 +119,10 @@ __all__ = [
     "TrainConfig",
     "TrainHooks",
     "TrainStats",
+    "Tune",
     "WarmStartClassifier",
     "__version__",
+    "advise",
     "build_model",
     "evaluate",
     "from_arrays",
@@ -131,6 +141,7 @@ __all__ = [
     "summarize",
     "train_to_criterion",
     "training_hooks",
+    "write_advice",
 ]
 
 

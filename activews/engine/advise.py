@@ -74,6 +74,9 @@ STARTUP_TRIALS = 6
 of 20 trials over several strategies needs its model sooner)."""
 PRUNE_AFTER = 4
 """Completed trials before the median pruner may stop a trial."""
+PROJECTED_MARGIN = 1.2
+"""A trial whose finished seeds average more than ``PROJECTED_MARGIN`` times the budget is stopped as
+projected over budget (a step ratio varies little between seeds; the exact bound comes later)."""
 
 
 @dataclass
@@ -83,7 +86,8 @@ class TrialResult:
     Attributes:
         number: the trial's number (0, 1, ...; its run folder is ``trials/NNNN``).
         strategy: the registered strategy.
-        params: the strategy's parameters (tuned ones rounded to 2 significant digits, fixed ones as given).
+        params: the strategy's parameters (tuned ones shortened to their space's resolution, fixed ones as
+            given).
         label: ``strategy[key=value,...]`` over the tuned parameters (the confirmation's arm label).
         state: ``"complete"``, ``"pruned"`` or ``"failed"``.
         gain: mean paired final-accuracy gain over ``random`` on the search seeds (a fraction; complete
@@ -411,11 +415,16 @@ def _suggest(trial: Any, key: str, tune: Tune) -> Any:
 
 
 def _rounded(value: Any, tune: Tune) -> Any:
-    """A float to 2 significant digits (kept within the space), so labels and commands stay short."""
+    """A float shortened so labels and commands stay readable, kept within the space: a log space to 2
+    significant digits; a uniform one to 1% of its width (``[0, 1]``: 0.53; ``[0.999, 1]``: 0.99953)."""
     if tune.choices is not None or tune.integer or not isinstance(value, float):
         return value
-    short = float(f"{value:.2g}")
-    return min(max(short, float(tune.low)), float(tune.high))  # type: ignore[arg-type]
+    low, high = float(tune.low), float(tune.high)  # type: ignore[arg-type]
+    if tune.log:
+        short = float(f"{value:.2g}")
+    else:
+        short = round(value, max(0, math.ceil(-math.log10((high - low) / 100))))
+    return min(max(short, low), high)
 
 
 def arm_label(strategy: str, params: dict[str, Any], keys: Sequence[str]) -> str:
@@ -429,7 +438,9 @@ class _Watcher:
     Step ``i * R + r`` is round ``r`` of the ``i``-th search seed. Its value is the trial's estimate of its
     final gain over ``random``: the final gains of the seeds before, and this seed's gain at round ``r``,
     averaged. A step is judged only when every earlier step is known, so the decisions do not depend on
-    which cells ran at once.
+    which cells ran at once. A trial stops when its steps so far already exceed the budget (a bound: the
+    unfinished seeds count as free), when its finished seeds average more than
+    :data:`PROJECTED_MARGIN` times the budget, or when the median pruner says so.
     """
 
     def __init__(
@@ -478,9 +489,19 @@ class _Watcher:
         if step not in self.reported:
             self.trial.report(value, step)
             self.reported.add(step)
+        if step == len(self.settings.search_seeds) * self.rounds - 1:
+            return  # every round has run: the trial is complete, over budget or not (a frontier point)
         where = f"seed {seed}, round {r}"
         if bound > self.settings.budget:
             raise _Pruned(f"over budget: step ratio already {bound:.2f} at {where}", bound)
+        if self.ratios and r == self.rounds - 1 and len(self.ratios) < len(self.settings.search_seeds):
+            projected = sum(self.ratios) / len(self.ratios)
+            if projected > self.settings.budget * PROJECTED_MARGIN:
+                raise _Pruned(
+                    f"projected over budget: step ratio {projected:.2f} on {len(self.ratios)} of "
+                    f"{len(self.settings.search_seeds)} seeds",
+                    projected,
+                )
         if self.trial.should_prune():
             raise _Pruned(f"below the median of earlier trials at {where}", bound)
 
@@ -550,12 +571,12 @@ def _run_trial(
     trial: Any,
     settings: _Settings,
     folder: Path,
-    dataset: Dataset,
     rounds: int,
     ref_records: list[dict[str, Any]],
     run: Callable[..., list[BenchResult]],
     emit: Callable[..., None],
     reported: set[int],
+    given: dict[int, Dataset] | None,
 ) -> TrialResult:
     """Suggest a setting, run its arm on the search seeds, and score it against the references."""
     names = list(settings.spaces)
@@ -584,9 +605,7 @@ def _run_trial(
             stored = load_results(out)[0].records
             for rec in sorted(stored, key=lambda r: (settings.search_seeds.index(r["seed"]), r["round"])):
                 watcher.feed(rec)
-        result = run(
-            [("", cfg)], output=out, datasets={0: dataset}, progress=watcher.on_event, arms=[strategy]
-        )
+        result = run([("", cfg)], output=out, datasets=given, progress=watcher.on_event, arms=[strategy])
     except _Pruned as pruned:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         base.state, base.note = "pruned", pruned.reason
@@ -809,6 +828,8 @@ def _advise(
     config = settings.config
     data = dataset if dataset is not None else load_bench_dataset(config)
     rounds = check_fits(config, data).num_rounds
+    # A user's tensors travel to the workers; a built-in or .npz dataset is loaded there (as bench does).
+    given = {0: dataset} if dataset is not None else None
     _prepare(folder)
     n = settings.trials
 
@@ -846,7 +867,7 @@ def _advise(
         refs = run(
             [("", config)],
             output=folder / REFERENCES,
-            datasets={0: data},
+            datasets=given,
             progress=forward(-1, "references"),
             arms=list(REFERENCE_ARMS),
         )[0]
@@ -867,7 +888,7 @@ def _advise(
             else:
                 study.sampler = _sampler(settings, number)
                 trial, reported = study.ask(), set()
-            result = _run_trial(trial, settings, folder, data, rounds, refs.records, run, emit, reported)
+            result = _run_trial(trial, settings, folder, rounds, refs.records, run, emit, reported, given)
             state = {
                 "complete": optuna.trial.TrialState.COMPLETE,
                 "pruned": optuna.trial.TrialState.PRUNED,
@@ -894,7 +915,7 @@ def _advise(
             confirmed = run(
                 [("", confirm_cfg)],
                 output=folder / name,
-                datasets={0: data},
+                datasets=given,
                 progress=forward(-1, "confirm"),
                 arms=arms,
             )[0]
