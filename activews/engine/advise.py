@@ -59,8 +59,9 @@ __all__ = [
     "tunable_strategies",
 ]
 
-DEFAULT_TRIALS = 20
-"""Trials of a search when ``trials`` is not given."""
+DEFAULT_TRIALS = 30
+"""Trials of a search when ``trials`` is not given (the default active MNIST-1D bench runs them, the
+references and the confirmation in under 30 minutes on 2 cores: docs/advise.md)."""
 
 DEFAULT_CONFIRM_SEEDS = 5
 """Fresh seeds of the confirmation when ``confirm_seeds`` is not given: the 5 seeds after the largest

@@ -100,15 +100,10 @@ def confirmation_table(advice: Advice) -> TextTable | None:
             [
                 row["arm"],
                 picks.get(row["arm"], "reference"),
-                _pct(row["final_accuracy"])
-                + (f" {fmt_ci(row.get('final_accuracy_ci'))}" if row.get("final_accuracy_ci") else ""),
+                _pct(row["final_accuracy"]) + _span(row.get("final_accuracy_ci"), 100, 1),
                 "ref" if is_ref else _gain_ci(row),
                 _ratio(row.get("compute_ratio"))
-                + (
-                    f" {fmt_ci(row.get('compute_ratio_ci'), scale=1.0, digits=2)}"
-                    if row.get("compute_ratio_ci") and not is_ref
-                    else ""
-                ),
+                + ("" if is_ref else _span(row.get("compute_ratio_ci"), 1, 2)),
                 _ratio(row.get("time_ratio")),
             ]
         )
@@ -125,6 +120,11 @@ def _gain_ci(row: dict[str, Any]) -> str:
         return "n/a"
     gain_ci = [-ci[1], -ci[0]] if ci else None
     return f"{-pen * 100:+.2f}" + (f" {fmt_ci(gain_ci, digits=2)}" if gain_ci else "")
+
+
+def _span(ci: list[float] | None, scale: float, digits: int) -> str:
+    """`` [lo, hi]`` of a CI of a level (an accuracy, a ratio): no signs, unlike a gain's."""
+    return "" if not ci else f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
 
 
 def _seeds(seeds: list[int]) -> str:
