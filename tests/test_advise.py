@@ -268,6 +268,32 @@ def test_a_trial_that_ran_every_round_is_complete_even_over_budget():
     assert trial.reports == [(0, pytest.approx(0.1))]
 
 
+def test_a_setting_drawn_again_is_not_run_again(tmp_path):
+    """On 3 rounds, scheduled[every=3..8] never resets after round 0: the few distinct settings repeat."""
+    ran = []
+    result = advise(
+        _tiny(),
+        output=tmp_path / "run",
+        budget=0.9,
+        trials=6,
+        strategies=["scheduled"],
+        confirm_seeds=2,
+        progress=lambda e: ran.append(e.trial) if e.kind == "round" and e.event.kind == "round_end" else None,
+    )
+    repeats = [t for t in result.trials if t.note.startswith("same setting as trial")]
+    assert repeats, [t.label for t in result.trials]
+    for t in repeats:
+        first = result.trials[int(t.note.split()[4].rstrip(":"))]
+        assert (t.label, t.state, t.gain, t.compute_ratio) == (
+            first.label,
+            first.state,
+            first.gain,
+            first.compute_ratio,
+        )
+        assert t.number not in ran  # no round of it ran
+        assert not (tmp_path / "run" / "trials" / f"{t.number:04d}").exists()
+
+
 def test_pareto_front():
     pts = [
         {"label": "a", "compute_ratio": 1.0, "accuracy": 0.70},
@@ -349,7 +375,7 @@ def test_the_cli_prints_the_recommendation_and_writes_the_report(tmp_path, capsy
     assert code == 0
     captured = capsys.readouterr()
     assert "Frontier" in captured.out and "Verdict:" in captured.out
-    assert "trial 1/2 later_reset[fraction=" in captured.err
+    assert "[1/2] trial 0 later_reset[fraction=" in captured.err
     for name in ("advice.md", "advice.json", "trials.csv", "frontier.csv", "frontier.png", "search.json"):
         assert (out / name).is_file(), name
     if "reproduce with:" in captured.out:
@@ -391,3 +417,19 @@ def test_a_progress_event_carries_each_round(searched):
     _, _, events = searched
     rounds = [e for e in events if e.kind == "round" and e.trial == 0]
     assert rounds and all(isinstance(e.event, ProgressEvent) for e in rounds)
+
+
+def test_advise_runs_on_a_users_npz_file(tmp_path):
+    """The .npz path of docs/advise.md: arrays X and y, the bench's own split, a tiny search."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = tmp_path / "digits.npz"
+    np.savez(path, X=(digits.data[:600] / 16).astype("float32"), y=digits.target[:600])
+    config = BenchConfig.build(dataset=str(path), initial=50, query_size=50, rounds=3, seeds=2)
+    result = advise(config, output=tmp_path / "run", trials=2, strategies=["later_reset"], confirm_seeds=2)
+    assert [t.strategy for t in result.trials] == ["later_reset", "later_reset"]
+    assert result.config.dataset == str(path)
+    if result.recommendation is not None:
+        assert f"--dataset {path}" in result.recommendation["command"]

@@ -128,7 +128,7 @@ class _Display:
         elif ev.kind == "references":
             self._phase("references: random, warm")
         elif ev.kind == "trial_start":
-            self._phase(f"trial {ev.trial + 1}/{ev.trials} {ev.label}")
+            self._phase(f"[{ev.trial + 1}/{ev.trials}] trial {ev.trial} {ev.label}")
         elif ev.kind == "trial_end" and ev.result is not None:
             t = ev.result
             if t.state == "complete":
@@ -138,7 +138,11 @@ class _Display:
             else:
                 what = f"{t.state}: {t.note}"
             elapsed = time.monotonic() - self.start
-            self.line(escape(f"trial {t.number + 1}/{ev.trials} {t.label}: {what} (elapsed {elapsed:.0f} s)"))
+            self.line(
+                escape(
+                    f"[{t.number + 1}/{ev.trials}] trial {t.number} {t.label}: {what} (elapsed {elapsed:.0f} s)"
+                )
+            )
             if p is not None:
                 p.update(self.trials, completed=t.number + 1)
         elif ev.kind == "confirm":
@@ -153,7 +157,7 @@ class _Display:
     def _phase(self, text: str) -> None:
         if self.progress is not None:
             self.progress.update(self.rounds, description=escape(text) + " · rounds", completed=0, total=None)
-        elif self.mode == "plain" and not text.startswith("trial "):
+        elif self.mode == "plain" and not text.startswith("["):
             self.line(escape(text))
 
 

@@ -28,6 +28,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -528,13 +529,38 @@ def _sampler(settings: _Settings, number: int) -> Any:
     )
 
 
+def _repeat(trial: Any, same: Any, result: TrialResult, settings: _Settings) -> TrialResult:
+    """Trial ``trial`` drew the setting of the finished trial ``same``: its result, per-step values and
+    constraints are copied, and nothing runs (the numbers would be the same)."""
+    import optuna
+
+    for step, value in sorted(same.intermediate_values.items()):
+        trial.report(value, step)
+    attrs = same.user_attrs
+    for key in ("gain", "accuracy", "compute_ratio", "time_ratio", "within_budget"):
+        if key in attrs:
+            trial.set_user_attr(key, attrs[key])
+            setattr(result, key, attrs[key])
+    result.state = {
+        optuna.trial.TrialState.COMPLETE: "complete",
+        optuna.trial.TrialState.PRUNED: "pruned",
+    }.get(same.state, "failed")
+    result.note = f"same setting as trial {same.number}: its result, not run again"
+    trial.set_user_attr("note", result.note)
+    bound = attrs.get("compute_ratio", attrs.get("ratio_bound"))
+    _set_constraints(trial, bound, attrs.get("time_ratio"), settings)
+    return result
+
+
 def _set_constraints(trial: Any, ratio: float | None, t_ratio: float | None, settings: _Settings) -> None:
     """The budget as the sampler's constraints: step ratio (and time ratio) minus their budgets."""
     values = {"step_ratio": (ratio if ratio is not None else math.inf) - settings.budget}
     if settings.time_budget is not None:
         values["time_ratio"] = (t_ratio if t_ratio is not None else math.inf) - settings.time_budget
-    for key, value in values.items():
-        trial.set_constraint(key, value if math.isfinite(value) else 1e9)
+    with warnings.catch_warnings():  # a resumed trial may have set them before it was interrupted
+        warnings.simplefilter("ignore")
+        for key, value in values.items():
+            trial.set_constraint(key, value if math.isfinite(value) else 1e9)
 
 
 def _result_of(frozen: Any) -> TrialResult:
@@ -578,8 +604,10 @@ def _run_trial(
     emit: Callable[..., None],
     reported: set[int],
     given: dict[int, Dataset] | None,
+    previous: dict[str, Any],
 ) -> TrialResult:
-    """Suggest a setting, run its arm on the search seeds, and score it against the references."""
+    """Suggest a setting, run its arm on the search seeds, and score it against the references (a setting
+    an earlier trial ran is not run again: its result is reused)."""
     names = list(settings.spaces)
     strategy = trial.suggest_categorical("strategy", names)
     space = settings.spaces[strategy]
@@ -590,6 +618,9 @@ def _run_trial(
     for key, value in (("strategy", strategy), ("params", params), ("label", label)):
         trial.set_user_attr(key, value)
     emit("trial_start", trial.number, label=label)
+    same = previous.get(label)
+    if same is not None and same.user_attrs.get("params") == params:
+        return _repeat(trial, same, TrialResult(trial.number, strategy, params, label, "failed"), settings)
     base = TrialResult(trial.number, strategy, params, label, "failed")
     ref: dict[int, list[dict[str, Any]]] = {}
     for rec in sorted(ref_records, key=lambda r: r["round"]):
@@ -611,6 +642,7 @@ def _run_trial(
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         base.state, base.note = "pruned", pruned.reason
         trial.set_user_attr("note", pruned.reason)
+        trial.set_user_attr("ratio_bound", pruned.bound)
         _set_constraints(trial, pruned.bound, None, settings)
         return base
     except ActivewsError as exc:
@@ -889,7 +921,10 @@ def _advise(
             else:
                 study.sampler = _sampler(settings, number)
                 trial, reported = study.ask(), set()
-            result = _run_trial(trial, settings, folder, rounds, refs.records, run, emit, reported, given)
+            previous = {t.user_attrs.get("label"): t for t in stored.values() if t.state.is_finished()}
+            result = _run_trial(
+                trial, settings, folder, rounds, refs.records, run, emit, reported, given, previous
+            )
             state = {
                 "complete": optuna.trial.TrialState.COMPLETE,
                 "pruned": optuna.trial.TrialState.PRUNED,
