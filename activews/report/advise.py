@@ -16,7 +16,7 @@ from activews.engine.advise import Advice
 from activews.errors import ActivewsError
 from activews.files import atomic_write, to_jsonable, write_failure
 from activews.report.folder import records_csv
-from activews.report.plots import png, pyplot
+from activews.report.plots import accuracy_yerr, png, pyplot
 from activews.report.tables import TextTable, fmt_ci, protocol_title
 
 __all__ = ["advice_markdown", "advice_tables", "frontier_figure", "write_advice"]
@@ -214,16 +214,10 @@ def frontier_figure(advice: Advice) -> bytes:
         row = (pick or {}).get("confirmed")
         if not row or row.get("compute_ratio") is None:
             continue
-        ci = row.get("final_accuracy_ci")
-        yerr = (
-            None
-            if ci is None
-            else [[(row["final_accuracy"] - ci[0]) * 100], [(ci[1] - row["final_accuracy"]) * 100]]
-        )
         ax.errorbar(
             [row["compute_ratio"]],
             [row["final_accuracy"] * 100],
-            yerr=yerr,
+            yerr=accuracy_yerr(row),
             fmt=marker,
             ms=11 if marker == "*" else 7,
             color="tab:red",

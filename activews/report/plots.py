@@ -13,6 +13,7 @@ from activews.report.tables import protocol_title
 __all__ = [
     "FIGURES",
     "REFERENCE_STYLE",
+    "accuracy_yerr",
     "arm_style",
     "ci_band",
     "continual_figure",
@@ -82,6 +83,14 @@ def _whole_rounds(x_key: str, *axes: Any) -> None:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def accuracy_yerr(row: dict[str, Any]) -> list[list[float]] | None:
+    """A summary row's final-accuracy 95% CI as matplotlib's ``yerr`` in points (None without a CI)."""
+    ci = row.get("final_accuracy_ci")
+    if ci is None:
+        return None
+    return [[(row["final_accuracy"] - ci[0]) * 100], [(ci[1] - row["final_accuracy"]) * 100]]
+
+
 def _per_round_figure(
     result: BenchResult, key: str, ylabel: str, title: str, skip: str | None = None
 ) -> bytes:
@@ -144,16 +153,10 @@ def _frontier_figure(result: BenchResult) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     for i, row in enumerate(result.summary):
         st = arm_style(row["arm"], i)
-        ci = row.get("final_accuracy_ci")
-        yerr = (
-            None
-            if ci is None
-            else [[(row["final_accuracy"] - ci[0]) * 100], [(ci[1] - row["final_accuracy"]) * 100]]
-        )
         ax.errorbar(
             [row["steps"]],
             [row["final_accuracy"] * 100],
-            yerr=yerr,
+            yerr=accuracy_yerr(row),
             fmt=st["marker"],
             color=st["color"],
             ms=8 if row["arm"] in REFERENCE_STYLE else 6,
