@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from activews.errors import ActivewsError
     from activews.models import ModelParams, build_model, register_model
     from activews.params import Tune
-    from activews.report.advise import write_advice
     from activews.reinit import Reinitializer
+    from activews.report.advise import write_advice
     from activews.roundlog import RoundLog
     from activews.sklearn import WarmStartClassifier
     from activews.strategies import (

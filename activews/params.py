@@ -119,8 +119,7 @@ class Tune:
                 raise ActivewsError(
                     f"Tune: {which} must be a finite number, got {value!r}; e.g. Tune(0.0, 1.0)"
                 )
-        assert self.low is not None and self.high is not None
-        if self.low >= self.high:
+        if self.low >= self.high:  # type: ignore[operator]  (both checked to be numbers above)
             raise ActivewsError(f"Tune: low {self.low} must be below high {self.high}")
         if self.log and self.low <= 0:
             raise ActivewsError(f"Tune(log=True) needs low > 0, got {self.low}; use a small positive low")
