@@ -337,6 +337,8 @@ def test_run_experiments_runs_only_the_named_arms_and_a_resume_must_name_them(tm
         (["--trials", "0"], "--trials must be a whole number >= 1"),
         (["--sweep", "shrink_perturb.shrink=0.1,0.2"], "drop --sweep"),
         (["--counterfactual"], "drop --counterfactual"),
+        (["--strategies", "shrink_perturb,warm"], "strategy 'warm' declares no search space"),
+        (["--strategies", ","], "--strategies is empty"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_any_data_loads(
@@ -368,7 +370,7 @@ def test_every_builtin_with_a_space_is_searched_by_default():
 
 def test_the_cli_prints_the_recommendation_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "run"
-    flags = ["--trials", "2", "--strategy", "later_reset", "--confirm-seeds", "2", "--budget", "0.95"]
+    flags = ["--trials", "2", "--strategies", "later_reset", "--confirm-seeds", "2", "--budget", "0.95"]
     code = main(
         ["advise", *TINY_FLAGS, *flags, "--output", str(out), "--workers", "1", "--progress", "plain"]
     )

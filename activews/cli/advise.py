@@ -72,6 +72,13 @@ def add_commands(sub: Any) -> None:
         f"the search seeds (default: {DEFAULT_CONFIRM_SEEDS})",
     )
     g.add_argument(
+        "--strategies",
+        dest="strategy_list",
+        metavar="NAME,NAME",
+        help="the strategies to search, as one list (the same as repeating --strategy) (default: every "
+        "strategy that declares a search space, see 'activews strategies')",
+    )
+    g.add_argument(
         "--sampler-seed", type=int, default=0, metavar="N", help="seed of the search's sampler (default: 0)"
     )
     add_run_options(a, resume=False, sweeps=False)
@@ -163,7 +170,12 @@ class _Display:
 
 def cmd_advise(args: argparse.Namespace) -> int:
     values = settings_from_args(args)
-    strategies = values.pop("strategies", None)
+    listed = [name.strip() for name in (args.strategy_list or "").split(",") if name.strip()]
+    if args.strategy_list is not None and not listed:
+        raise ActivewsError(
+            "--strategies is empty; name strategies, e.g. --strategies shrink_perturb,later_reset"
+        )
+    strategies = [*values.pop("strategies", ()), *listed] or None
     config = BenchConfig.build(**values)
     workers = parse_workers(args.workers)
     if args.threads is not None:
