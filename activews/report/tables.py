@@ -339,10 +339,11 @@ def strategies_table(rows: list[dict[str, Any]]) -> Table:
     # Names are what users type: never wrapped or cut, however narrow the terminal.
     width = max((len(r["name"]) for r in rows), default=4)
     table.add_column("name", style="bold", no_wrap=True, min_width=width)
-    table.add_column("parameters (default)")
-    table.add_column("search space")
-    table.add_column("what it does")
-    table.add_column("reference")
+    # fold: a value too wide for a narrow terminal continues on the next line instead of ending in "…"
+    table.add_column("parameters (default)", overflow="fold")
+    table.add_column("search space", overflow="fold")
+    table.add_column("what it does", overflow="fold")
+    table.add_column("reference", overflow="fold")
     for row in rows:
         table.add_row(
             escape(row["name"]),
