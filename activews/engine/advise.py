@@ -24,13 +24,14 @@ is known, in a fixed order. The history the sampler and the pruner see is theref
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,6 @@ class Advice:
     verdict: str
     folder: Path | None = None
     seconds: float = 0.0
-    confirm_config: BenchConfig | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: settings, trials, frontier, recommendation, runner-up, confirmation, verdict."""
@@ -529,27 +529,20 @@ def _sampler(settings: _Settings, number: int) -> Any:
     )
 
 
-def _repeat(trial: Any, same: Any, result: TrialResult, settings: _Settings) -> TrialResult:
+def _repeat(trial: Any, same: Any, settings: _Settings) -> TrialResult:
     """Trial ``trial`` drew the setting of the finished trial ``same``: its result, per-step values and
     constraints are copied, and nothing runs (the numbers would be the same)."""
-    import optuna
-
     for step, value in sorted(same.intermediate_values.items()):
         trial.report(value, step)
     attrs = same.user_attrs
     for key in ("gain", "accuracy", "compute_ratio", "time_ratio", "within_budget"):
         if key in attrs:
             trial.set_user_attr(key, attrs[key])
-            setattr(result, key, attrs[key])
-    result.state = {
-        optuna.trial.TrialState.COMPLETE: "complete",
-        optuna.trial.TrialState.PRUNED: "pruned",
-    }.get(same.state, "failed")
-    result.note = f"same setting as trial {same.number}: its result, not run again"
-    trial.set_user_attr("note", result.note)
+    note = f"same setting as trial {same.number}: its result, not run again"
+    trial.set_user_attr("note", note)
     bound = attrs.get("compute_ratio", attrs.get("ratio_bound"))
     _set_constraints(trial, bound, attrs.get("time_ratio"), settings)
-    return result
+    return dataclasses.replace(_result_of(same), number=trial.number, note=note)
 
 
 def _set_constraints(trial: Any, ratio: float | None, t_ratio: float | None, settings: _Settings) -> None:
@@ -563,15 +556,17 @@ def _set_constraints(trial: Any, ratio: float | None, t_ratio: float | None, set
             trial.set_constraint(key, value if math.isfinite(value) else 1e9)
 
 
-def _result_of(frozen: Any) -> TrialResult:
-    """A finished trial's result, from what the study stored."""
+def _states() -> dict[str, Any]:
+    """A trial's state by name, as Optuna's ``TrialState`` (anything else is ``FAIL``)."""
     import optuna
 
+    return {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
+
+
+def _result_of(frozen: Any) -> TrialResult:
+    """A finished trial's result, from what the study stored."""
     attrs = frozen.user_attrs
-    state = {
-        optuna.trial.TrialState.COMPLETE: "complete",
-        optuna.trial.TrialState.PRUNED: "pruned",
-    }.get(frozen.state, "failed")
+    state = {v: k for k, v in _states().items()}.get(frozen.state, "failed")
     return TrialResult(
         number=frozen.number,
         strategy=attrs.get("strategy", ""),
@@ -620,7 +615,7 @@ def _run_trial(
     emit("trial_start", trial.number, label=label)
     same = previous.get(label)
     if same is not None and same.user_attrs.get("params") == params:
-        return _repeat(trial, same, TrialResult(trial.number, strategy, params, label, "failed"), settings)
+        return _repeat(trial, same, settings)
     base = TrialResult(trial.number, strategy, params, label, "failed")
     ref: dict[int, list[dict[str, Any]]] = {}
     for rec in sorted(ref_records, key=lambda r: r["round"]):
@@ -925,10 +920,7 @@ def _advise(
             result = _run_trial(
                 trial, settings, folder, rounds, refs.records, run, emit, reported, given, previous
             )
-            state = {
-                "complete": optuna.trial.TrialState.COMPLETE,
-                "pruned": optuna.trial.TrialState.PRUNED,
-            }.get(result.state, optuna.trial.TrialState.FAIL)
+            state = _states().get(result.state, optuna.trial.TrialState.FAIL)
             value = result.gain if result.state == "complete" else None
             if result.state == "complete" and value is None:
                 state = optuna.trial.TrialState.FAIL
@@ -943,7 +935,6 @@ def _advise(
         picks = [p for p in (best, runner) if p is not None]
         confirmation: list[dict[str, Any]] = []
         rec = run_up = None
-        confirm_cfg = None
         if picks:
             confirm_cfg, arms = _confirm_config(settings, picks)
             emit("confirm", label=", ".join(p.label for p in picks))
@@ -955,7 +946,7 @@ def _advise(
                 progress=forward(-1, "confirm"),
                 arms=arms,
             )[0]
-            confirmation = [r for r in summarize(confirmed.records, arms)]
+            confirmation = summarize(confirmed.records, arms)
             rows = {r["arm"]: r for r in confirmation}
             rec = _pick_dict(best, rows, settings) if best else None
             run_up = _pick_dict(runner, rows, settings) if runner else None
@@ -973,5 +964,4 @@ def _advise(
         confirmation=confirmation,
         verdict=_verdict(rec, settings),
         folder=folder,
-        confirm_config=confirm_cfg,
     )

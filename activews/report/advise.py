@@ -17,17 +17,13 @@ from activews.errors import ActivewsError
 from activews.files import atomic_write, to_jsonable, write_failure
 from activews.report.folder import records_csv
 from activews.report.plots import accuracy_yerr, png, pyplot
-from activews.report.tables import TextTable, fmt_ci, protocol_title
+from activews.report.tables import TextTable, fmt_ci, fmt_points, protocol_title
 
 __all__ = ["advice_markdown", "advice_tables", "frontier_figure", "write_advice"]
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
-
-
-def _pts(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:+.2f}"
 
 
 def _ratio(value: float | None) -> str:
@@ -46,7 +42,7 @@ def frontier_table(advice: Advice) -> TextTable:
             p["label"],
             "ref" if p["trial"] is None else str(p["trial"]),
             _pct(p["accuracy"]),
-            "ref" if p["label"] == "random" else _pts(p["gain"]),
+            "ref" if p["label"] == "random" else fmt_points(p["gain"]),
             _ratio(p["compute_ratio"]),
             _ratio(p["time_ratio"]),
             "yes" if p["within_budget"] else "-",
@@ -68,7 +64,7 @@ def trials_table(advice: Advice) -> TextTable:
             str(t.number),
             t.label,
             t.state,
-            _pts(t.gain),
+            fmt_points(t.gain),
             _ratio(t.compute_ratio),
             "yes" if t.within_budget else "-",
             t.note,
@@ -123,8 +119,8 @@ def _gain_ci(row: dict[str, Any]) -> str:
 
 
 def _span(ci: list[float] | None, scale: float, digits: int) -> str:
-    """`` [lo, hi]`` of a CI of a level (an accuracy, a ratio): no signs, unlike a gain's."""
-    return "" if not ci else f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
+    """`` [lo, hi]`` of a CI of a level (an accuracy, a ratio), or nothing without one."""
+    return "" if not ci else " " + fmt_ci(ci, scale, digits, signed=False)
 
 
 def _seeds(seeds: list[int]) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "strategies_table",
     "protocol_title",
     "fmt_ci",
+    "fmt_points",
     "fmt_time_ratio",
 ]
 
@@ -33,10 +34,12 @@ OWN_LOOP = "rounds of your own training loop (activews.RoundLog)"
 """What :func:`protocol_title` says for a result with no bench config (a :class:`~activews.roundlog.RoundLog`)."""
 
 
-def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1) -> str:
+def fmt_ci(ci: list[float] | None, scale: float = 100.0, digits: int = 1, *, signed: bool = True) -> str:
+    """``[-1.2, +0.4]`` (a difference's CI; ``signed=False`` for a level's: ``[70.8, 72.1]``)."""
     if ci is None:
         return "n/a"
-    return f"[{ci[0] * scale:+.{digits}f}, {ci[1] * scale:+.{digits}f}]"
+    sign = "+" if signed else ""
+    return f"[{ci[0] * scale:{sign}.{digits}f}, {ci[1] * scale:{sign}.{digits}f}]"
 
 
 def protocol_title(config: BenchConfig | None) -> str:
@@ -208,7 +211,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}"
 
 
-def _pts(value: float | None) -> str:
+def fmt_points(value: float | None) -> str:
+    """A difference of accuracies in points, signed (``-`` for none)."""
     return "-" if value is None else f"{value * 100:+.2f}"
 
 
@@ -280,9 +284,9 @@ def continual_rows(
         stability.append(
             [
                 row["arm"],
-                _pts(forgetting),
+                fmt_points(forgetting),
                 _pts_ci(forgetting, row.get("forgetting_ci")),
-                _pts(bwt),
+                fmt_points(bwt),
                 _pts_ci(bwt, row.get("bwt_ci")),
             ]
         )
