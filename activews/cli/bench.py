@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from activews.cli.base import interrupt_code
 from activews.cli.flags import add_settings, flag_name, parse_grid, settings_from_args
-from activews.cli.output import print_result
+from activews.cli.output import add_format_option, emit, print_result, result_sections, results_json
 from activews.cli.progress import display_for
 from activews.cli.runs import RUNS_ROOT, resolve_run
 from activews.engine.bench import BenchResult, run_experiments
@@ -26,6 +26,7 @@ from activews.engine.workers import Terminated
 from activews.errors import ActivewsError
 from activews.files import atomic_write, check_writable_file, to_jsonable
 from activews.report import write_run_folder
+from activews.report.formats import Section
 from activews.report.tables import protocol_title
 from activews.reproduce import (
     PROTOCOLS,
@@ -61,6 +62,7 @@ def add_commands(sub: Any) -> None:
     )
     add_settings(b)
     add_run_options(b, resume=True)
+    add_format_option(b, "what --json PATH writes: the config and every arm's summary, unrounded")
     b.set_defaults(handler=cmd_bench)
 
     rp = sub.add_parser(
@@ -75,6 +77,7 @@ def add_commands(sub: Any) -> None:
     rp.add_argument("--list", action="store_true", help="list the protocols with their settings and grids")
     add_settings(rp, defaults=False)
     add_run_options(rp, resume=False)
+    add_format_option(rp, "what protocol.json holds: the protocol's numbers, unrounded")
     rp.set_defaults(handler=cmd_reproduce)
 
 
@@ -196,21 +199,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if results is None:
         return int(args.exit_code)
     _write_json(args, results)
-    out = Console()
-    for result in results:
-        print_result(out, result, after_run=True)
+    out = _stdout(args)
+    if args.format == "table":
+        for result in results:
+            print_result(out, result, after_run=True)
+    else:
+        emit(args.format, result_sections(results), results_json(results))
     _closing_line(out, args, results, folder)
     return 0
 
 
+def _stdout(args: argparse.Namespace) -> Console:
+    """Where the closing lines go: standard output with the tables, or standard error when standard output
+    carries only ``--format markdown|csv|json``."""
+    return Console(stderr=args.format != "table")
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    out = Console()
     if args.list or args.protocol is None:
         if args.protocol is None and not args.list:
             raise ActivewsError(
                 f"name a protocol: {', '.join(PROTOCOLS.names())} (see 'activews reproduce --list')"
             )
-        _list_protocols(out)
+        _list_protocols(Console())
         return 0
     protocol = get_protocol(args.protocol)
     flags = settings_from_args(args)
@@ -232,8 +243,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if results is None:
         return int(args.exit_code)
     report = write_protocol_report(protocol, results, folder, plot=not args.no_plot)
-    for table in report.tables:
-        out.print(table.rich())
+    out = _stdout(args)
+    if args.format == "table":
+        for table in report.tables:
+            out.print(table)
+    else:
+        emit(
+            args.format,
+            [Section(f"{protocol.name}: {protocol.title}", report.tables)],
+            {"protocol": protocol.name, "results": report.data},
+        )
     _write_json(args, results)
     figs = ", ".join(report.figures)
     _closing_line(
@@ -303,10 +322,9 @@ def _execute(
 
 
 def _write_json(args: argparse.Namespace, results: list[BenchResult]) -> None:
-    """``--json PATH``: the results of one experiment, or a list of them for a grid."""
+    """``--json PATH``: see :func:`~activews.cli.output.results_json`."""
     if args.json_path is not None:
-        payload = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
-        atomic_write(args.json_path, json.dumps(to_jsonable(payload), indent=2))
+        atomic_write(args.json_path, json.dumps(to_jsonable(results_json(results)), indent=2))
 
 
 def _closing_line(

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from activews.cli.output import add_format_option, emit
 from activews.params import search_space
 from activews.registry import Registry
-from activews.report.tables import strategies_table
+from activews.report.formats import Section
+from activews.report.tables import TextTable, acquisitions_table, strategies_table
 from activews.strategies import STRATEGIES
 from activews.streams import ACQUISITIONS
 from activews.streams.acquisition import BatchSelector
@@ -29,13 +28,20 @@ def add_commands(sub: Any) -> None:
         "strategies",
         help="list registered strategies with their parameters, search spaces (what advise tunes) and references",
     )
-    s.add_argument("--json", action="store_true", help="print as JSON")
+    _add_format(s)
     s.set_defaults(handler=cmd_strategies)
     a = sub.add_parser(
         "acquisitions", help="list registered acquisition functions with their parameters and references"
     )
-    a.add_argument("--json", action="store_true", help="print as JSON")
+    _add_format(a)
     a.set_defaults(handler=cmd_acquisitions)
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    add_format_option(parser, "every entry with its parameters, defaults, bounds and search space as data")
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
 
 
 def _bound(meta: Any) -> str:
@@ -90,15 +96,13 @@ def _registry_rows(
     return rows
 
 
-def _print_rows(
-    rows: list[dict[str, Any]], as_json: bool, table: Callable[[list[dict[str, Any]]], Any]
-) -> None:
-    if as_json:
-        # "params" and "space" are the table's text; JSON has "parameters" and "search_space" instead.
-        shown = [{k: v for k, v in r.items() if k not in ("params", "space")} for r in rows]
-        print(json.dumps(shown, indent=2, default=str))
-    else:
-        Console().print(table(rows))
+def _print_rows(rows: list[dict[str, Any]], fmt: str, table: TextTable) -> None:
+    if fmt == "table":
+        Console().print(table)
+        return
+    # "params" and "space" are the table's text; JSON has "parameters" and "search_space" instead.
+    data = [{k: v for k, v in r.items() if k not in ("params", "space")} for r in rows]
+    emit(fmt, [Section("", [table])], data)
 
 
 def _describe_strategy(cls: Any) -> dict[str, Any]:
@@ -118,22 +122,8 @@ def _describe_strategy(cls: Any) -> dict[str, Any]:
 def cmd_strategies(args: argparse.Namespace) -> int:
     blank = {"params": "-", "parameters": {}, "space": "-", "search_space": {}, "reference": ""}
     rows = _registry_rows(STRATEGIES, _describe_strategy, blank)
-    _print_rows(rows, args.json, strategies_table)
+    _print_rows(rows, args.format, strategies_table(rows))
     return 0
-
-
-def _acquisitions_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Registered acquisition functions", title_justify="left", show_lines=True)
-    # Names are what users type: never wrapped or cut, however narrow the terminal.
-    width = max((len(r["name"]) for r in rows), default=4)
-    table.add_column("name", style="bold", no_wrap=True, min_width=width)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("parameters (default)")
-    table.add_column("what it does")
-    table.add_column("reference")
-    for r in rows:
-        table.add_row(*(escape(str(r[k])) for k in ("name", "kind", "params", "summary", "reference")))
-    return table
 
 
 def _describe_acquisition(entry: Any) -> dict[str, Any]:
@@ -153,5 +143,5 @@ def _describe_acquisition(entry: Any) -> dict[str, Any]:
 def cmd_acquisitions(args: argparse.Namespace) -> int:
     blank = {"kind": "-", "params": "-", "parameters": {}, "reference": ""}
     rows = _registry_rows(ACQUISITIONS, _describe_acquisition, blank)
-    _print_rows(rows, args.json, _acquisitions_table)
+    _print_rows(rows, args.format, acquisitions_table(rows))
     return 0

@@ -12,14 +12,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from activews.cli.output import print_result
+from activews.cli.output import add_format_option, emit, print_result, result_sections, results_json
 from activews.engine.bench import BenchResult, load_results
 from activews.engine.store import RunStore, StoreError, is_run_folder
 from activews.errors import ActivewsError
 from activews.files import atomic_write, check_writable_file, probe_writable, to_jsonable
 from activews.report import records_csv, write_run_folder
+from activews.report.tables import TextTable
 from activews.reproduce import protocol_of_run, write_protocol_report
 from activews.roundlog import RoundLog, is_roundlog_folder
 
@@ -38,6 +38,7 @@ def add_commands(sub: Any) -> None:
     rl.add_argument("--root", default=str(RUNS_ROOT), help="folder holding run folders (default: runs)")
     rs = rsub.add_parser("show", help="protocol, progress and summary tables of one run")
     rs.add_argument("run", metavar="RUN", help="run folder, or its name under runs/")
+    add_format_option(rs, "the config and every arm's summary, unrounded, as --json PATH and summary.json")
     re_ = rsub.add_parser("export", help="write a run's records or summary as CSV or JSON")
     re_.add_argument("run", metavar="RUN")
     re_.add_argument("--what", choices=("records", "summary"), default="records", help="(default: records)")
@@ -86,7 +87,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     folder = resolve_run(args.run)
     results = load_run(folder)
     if args.runs_command == "show":
-        console = Console()
+        # with --format markdown|csv|json, standard output carries only that; the status line goes to stderr
+        console = Console(stderr=args.format != "table")
         with RunStore(folder) as store:
             done, total = store.progress()
             n_rec = len(store.records())
@@ -94,6 +96,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"[bold]{escape(str(folder))}[/] · cells done {done}/{total} · {n_rec} rounds stored",
             highlight=False,
         )
+        if args.format != "table":
+            emit(args.format, result_sections(results), results_json(results))
+            return 0
         for r in results:
             print_result(console, r)
         return 0
@@ -108,14 +113,14 @@ def _list_runs(root: Path) -> int:
         folders = sorted(p for p in root.iterdir() if _is_run_folder_safe(p))
     except OSError as exc:
         raise ActivewsError(f"cannot list {str(root)!r} ({exc.strerror or exc}); pass --root DIR") from None
-    table = Table(title=f"Runs in {escape(str(root))}", title_justify="left")
-    # Run names are what users type next ('runs show NAME'): never wrapped or cut.
-    table.add_column("run", no_wrap=True, min_width=max((len(p.name) for p in folders), default=3))
-    for col in ("created", "experiments", "arms", "seeds", "cells done", "rounds stored"):
-        table.add_column(col)
-    rows = [_run_row(folder) for folder in folders]
-    for folder, row in zip(folders, rows, strict=True):  # a damaged folder is a row, not the end
-        table.add_row(escape(folder.name), *row, style="red" if row[0].startswith("damaged") else None)
+    rows = [_run_row(folder) for folder in folders]  # a damaged folder is a row, not the end
+    table = TextTable(
+        f"Runs in {root}",
+        ["run", "created", "experiments", "arms", "seeds", "cells done", "rounds stored"],
+        [[folder.name, *row] for folder, row in zip(folders, rows, strict=True)],
+        styles=["red" if row[0].startswith("damaged") else None for row in rows],
+        text_columns=frozenset({1}),  # a date, or why the folder cannot be read
+    )
     console = Console()
     console.print(table)
     if any(row[0].startswith("damaged") for row in rows):
@@ -157,7 +162,7 @@ def _run_row(folder: Path) -> list[str]:
     in the second column when it cannot be read."""
 
     def flagged(text: str) -> list[str]:
-        return [escape(text)] + ["-"] * 5
+        return [text] + ["-"] * 5
 
     try:
         with RunStore(folder) as store:
@@ -221,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if protocol is not None:  # a run of 'activews reproduce': its paper-shaped tables and figures too
         report = write_protocol_report(protocol, results, target)
         for table in report.tables:
-            console.print(table.rich())
+            console.print(table)
         written += [target / "protocol.md", target / "protocol.json", *(target / f for f in report.figures)]
     console.print(f"wrote {len(written)} files to {escape(str(target))}/ (open report.html)", highlight=False)
     return 0

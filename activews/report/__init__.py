@@ -1,4 +1,5 @@
-"""Rendering results for people: tables (:mod:`.tables`), figures (:mod:`.plots`), an HTML page
+"""Rendering results for people: tables (:mod:`.tables`; laid out at any width by :mod:`.layout`, written as
+Markdown or CSV by :mod:`.formats`), figures (:mod:`.plots`), an HTML page
 (:mod:`.html`) and a run folder's result files (:mod:`.folder`). Nothing here prints or computes
 statistics: it renders what :mod:`activews.engine.summary` computed."""
 
@@ -6,6 +7,8 @@ from activews.report.folder import RECORD_FIELDS, records_csv, write_run_folder
 from activews.report.html import html_report
 from activews.report.plots import FIGURES, continual_figure, figures, plot_accuracy
 from activews.report.tables import (
+    TextTable,
+    acquisitions_table,
     compute_table,
     continual_tables,
     fmt_ci,
@@ -19,6 +22,8 @@ from activews.report.tables import (
 __all__ = [
     "FIGURES",
     "RECORD_FIELDS",
+    "TextTable",
+    "acquisitions_table",
     "compute_table",
     "continual_figure",
     "continual_tables",

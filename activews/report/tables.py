@@ -3,11 +3,9 @@ numbers come from :mod:`activews.engine.summary`, and the CLI decides where the 
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any
-
-from rich.markup import escape
-from rich.table import Table
 
 from activews.engine.config import BenchConfig
 
@@ -24,6 +22,7 @@ __all__ = [
     "is_continual_summary",
     "result_tables",
     "strategies_table",
+    "acquisitions_table",
     "protocol_title",
     "fmt_ci",
     "fmt_points",
@@ -96,7 +95,7 @@ def _num(value: float | None, spec: str) -> str:
 
 def penalty_table(
     summary: list[dict[str, Any]], title: str | None = None, *, reference: str = "random"
-) -> Table:
+) -> TextTable:
     """Accuracy and penalty per arm (points = percentage points; CIs are 95%, paired by seed).
 
     Args:
@@ -106,28 +105,25 @@ def penalty_table(
         reference: the arm the penalties are measured against (shown as ``ref``).
     """
     if title is None:
-        title = f"Warm-start penalty vs {escape(reference)} (accuracy points, final round)"
-    table = Table(title=title, title_justify="left")
-    table.add_column("arm", style="bold", no_wrap=True)
-    table.add_column("acc %", justify="right")
-    table.add_column("penalty", justify="right")
-    table.add_column("95% CI", justify="right", no_wrap=True)
-    table.add_column("area pen.", justify="right")
-    table.add_column("hit target", justify="right")
+        title = f"Warm-start penalty vs {reference} (accuracy points, final round)"
+    rows, styles = [], []
     for row in summary:
         is_ref = row["arm"] == reference
         pen, ci = row.get("penalty"), row.get("penalty_ci")
         style = "red" if ci and ci[0] > 0 else ("green" if ci and ci[1] < 0 else None)
-        table.add_row(
-            escape(row["arm"]),
-            f"{row['final_accuracy'] * 100:.1f}",
-            "ref" if is_ref else ("n/a" if pen is None else f"{pen * 100:+.2f}"),
-            "" if is_ref else fmt_ci(ci, digits=2),
-            "" if is_ref or row.get("auc_penalty") is None else f"{row['auc_penalty'] * 100:+.2f}",
-            _num(row.get("reached_target"), ".0%"),
-            style=None if is_ref else style,
+        rows.append(
+            [
+                row["arm"],
+                f"{row['final_accuracy'] * 100:.1f}",
+                "ref" if is_ref else ("n/a" if pen is None else f"{pen * 100:+.2f}"),
+                "" if is_ref else fmt_ci(ci, digits=2),
+                "" if is_ref or row.get("auc_penalty") is None else f"{row['auc_penalty'] * 100:+.2f}",
+                _num(row.get("reached_target"), ".0%"),
+            ]
         )
-    return table
+        styles.append(None if is_ref else style)
+    headers = ["arm", "acc %", "penalty", "95% CI", "area pen.", "hit target"]
+    return TextTable(title, headers, rows, styles=styles)
 
 
 def fmt_time_ratio(row: dict[str, Any]) -> str:
@@ -140,7 +136,7 @@ def fmt_time_ratio(row: dict[str, Any]) -> str:
 
 def compute_table(
     summary: list[dict[str, Any]], title: str | None = None, *, reference: str = "random"
-) -> Table:
+) -> TextTable:
     """Optimizer steps and training seconds per arm, and their ratios to the reference arm's.
 
     Args:
@@ -149,28 +145,24 @@ def compute_table(
         reference: the arm the ratios divide by.
     """
     if title is None:
-        title = f"Compute vs {escape(reference)} (cumulative over rounds)"
-    table = Table(title=title, title_justify="left")
-    table.add_column("arm", style="bold", no_wrap=True)
-    table.add_column("steps", justify="right")
-    table.add_column("step ratio", justify="right")
-    table.add_column("95% CI", justify="right", no_wrap=True)
-    table.add_column("train s", justify="right")
-    table.add_column("time ratio", justify="right")
+        title = f"Compute vs {reference} (cumulative over rounds)"
+    rows = []
     for row in summary:
         ratio = row.get("compute_ratio")
-        table.add_row(
-            escape(row["arm"]),
-            f"{row['steps']:,.0f}",
-            "n/a" if ratio is None else f"{ratio:.2f}",
-            "" if row["arm"] == reference else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
-            _num(row.get("seconds"), ".1f"),
-            fmt_time_ratio(row),
+        rows.append(
+            [
+                row["arm"],
+                f"{row['steps']:,.0f}",
+                "n/a" if ratio is None else f"{ratio:.2f}",
+                "" if row["arm"] == reference else fmt_ci(row.get("compute_ratio_ci"), scale=1, digits=2),
+                _num(row.get("seconds"), ".1f"),
+                fmt_time_ratio(row),
+            ]
         )
-    return table
+    return TextTable(title, ["arm", "steps", "step ratio", "95% CI", "train s", "time ratio"], rows)
 
 
-def selection_table(summary: list[dict[str, Any]], *, reference: str = "random") -> Table | None:
+def selection_table(summary: list[dict[str, Any]], *, reference: str = "random") -> TextTable | None:
     """Where each arm's gap to random comes from (``--counterfactual``) and how much its labeled sets
     overlap random's; None when the run recorded neither (passive streams). The ``reference`` arm's
     row is left out."""
@@ -183,28 +175,27 @@ def selection_table(summary: list[dict[str, Any]], *, reference: str = "random")
         if split
         else f"Labeled sets: {overlap}; --counterfactual also splits the gap"
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column("arm", style="bold", no_wrap=True)
-    columns = (
-        ["penalty"] + (["init effect [95% CI]", "selection effect [95% CI]"] if split else []) + ["overlap"]
+    headers = (
+        ["arm", "penalty"]
+        + (["init effect [95% CI]", "selection effect [95% CI]"] if split else [])
+        + ["overlap"]
     )
-    for col in columns:
-        table.add_column(col, justify="right")
 
     def pts(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
         return "n/a" if value is None else f"{100 * value:+.2f}"
 
+    rows = []
     for row in summary:
         if row["arm"] == reference:
             continue
-        cells = [escape(row["arm"]), pts(row, "penalty")]
+        cells = [row["arm"], pts(row, "penalty")]
         if split:
             cells.append(pts(row, "init_effect") + f" {fmt_ci(row.get('init_effect_ci'))}")
             cells.append(pts(row, "selection_effect") + f" {fmt_ci(row.get('selection_effect_ci'))}")
         share = row.get("overlap_with_random")
-        table.add_row(*cells, "n/a" if share is None else f"{share:.2f}")
-    return table
+        rows.append([*cells, "n/a" if share is None else f"{share:.2f}"])
+    return TextTable(title, headers, rows)
 
 
 def _pct(value: float | None) -> str:
@@ -293,32 +284,23 @@ def continual_rows(
     return accuracy, stability
 
 
-def continual_tables(summary: list[dict[str, Any]], *, reference: str = "random") -> list[Table]:
+def continual_tables(summary: list[dict[str, Any]], *, reference: str = "random") -> list[TextTable]:
     """The continual metrics of a shifting stream, per arm (see :func:`continual_rows`); empty for a
     stationary stream's summary (no continual metrics)."""
     if not is_continual_summary(summary):
         return []
     accuracy, stability = continual_rows(summary, reference=reference)
-    tables = []
-    for title, headers, rows in zip(
-        continual_titles(summary, reference=reference),
-        continual_headers(reference),
-        (accuracy, [(cells, None) for cells in stability]),
-        strict=True,
-    ):
-        table = Table(title=escape(title), title_justify="left")
-        table.add_column(headers[0], style="bold", no_wrap=True)
-        for header in headers[1:]:
-            table.add_column(escape(header), justify="right", no_wrap=header == "95% CI")
-        for cells, style in rows:
-            table.add_row(escape(cells[0]), *cells[1:], style=style)
-        tables.append(table)
-    return tables
+    first, second = continual_titles(summary, reference=reference)
+    headers = continual_headers(reference)
+    return [
+        TextTable(first, headers[0], [c for c, _ in accuracy], styles=[s for _, s in accuracy]),
+        TextTable(second, headers[1], stability),
+    ]
 
 
 def result_tables(
     summary: list[dict[str, Any]], *, title: str | None = None, reference: str = "random"
-) -> list[Table]:
+) -> list[TextTable]:
     """The tables of one experiment, as every command and :meth:`activews.RoundLog.table` show them: the
     penalty table (titled ``title``), the compute table, the selection split when it was recorded, and
     the continual metrics of a shifting stream.
@@ -338,52 +320,119 @@ def result_tables(
     return tables + continual_tables(summary, reference=reference)
 
 
-def strategies_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Registered strategies", title_justify="left", show_lines=True)
-    # Names are what users type: never wrapped or cut, however narrow the terminal.
-    width = max((len(r["name"]) for r in rows), default=4)
-    table.add_column("name", style="bold", no_wrap=True, min_width=width)
-    # fold: a value too wide for a narrow terminal continues on the next line instead of ending in "…"
-    table.add_column("parameters (default)", overflow="fold")
-    table.add_column("search space", overflow="fold")
-    table.add_column("what it does", overflow="fold")
-    table.add_column("reference", overflow="fold")
-    for row in rows:
-        table.add_row(
-            escape(row["name"]),
-            escape(row["params"]),
-            escape(row.get("space", "-")),  # what `activews advise` tunes ("-": nothing declared)
-            escape(row["summary"]),
-            escape(row["reference"]),
-        )
-    return table
+def strategies_table(rows: list[dict[str, Any]]) -> TextTable:
+    """The registered strategies (``activews strategies``): name, parameters with defaults and bounds,
+    search space (what ``activews advise`` tunes; ``-``: nothing declared), what it does, reference."""
+    return TextTable(
+        "Registered strategies",
+        ["name", "parameters (default)", "search space", "what it does", "reference"],
+        [[r["name"], r["params"], r.get("space", "-"), r["summary"], r["reference"]] for r in rows],
+        text_columns=frozenset({3, 4}),
+        label_columns=frozenset({1, 2}),
+        dividers=True,
+    )
+
+
+def acquisitions_table(rows: list[dict[str, Any]]) -> TextTable:
+    """The registered acquisition functions (``activews acquisitions``): name, kind (row-wise function or
+    batch selector), parameters with defaults, what it does, reference."""
+    return TextTable(
+        "Registered acquisition functions",
+        ["name", "kind", "parameters (default)", "what it does", "reference"],
+        [[str(r[k]) for k in ("name", "kind", "params", "summary", "reference")] for r in rows],
+        text_columns=frozenset({3, 4}),
+        label_columns=frozenset({1, 2}),
+        dividers=True,
+    )
+
+
+_MARKDOWN_ESCAPES = str.maketrans({"|": "\\|", "\n": "<br>"})
 
 
 @dataclass(frozen=True)
 class TextTable:
-    """A table with a title, column headers and rows of strings, rendered with rich or as Markdown (the
-    protocols of ``activews reproduce`` and the advice of ``activews advise`` lay their results out so)."""
+    """A table of strings: a title, column headers, rows, notes under it. Every command's tables are
+    these, so one table renders the same cells every way: for a terminal (:meth:`__rich_console__`:
+    laid out by :func:`activews.report.layout.fit`, which never cuts a cell), as Markdown
+    (:meth:`markdown`), as HTML for ``report.html`` (:meth:`html`), as CSV rows (:meth:`csv_rows`) and
+    as a JSON-ready dict (:meth:`to_dict`).
+
+    Attributes:
+        title: one line above the table ("" for none).
+        headers: column headers.
+        rows: one list of cells per row (a cell may hold several lines, joined with newlines).
+        notes: sentences shown under the table.
+        styles: a rich style per row (``red``/``green``: worse/better than the reference, CI excluding
+            0), or None; colour is dropped where the console has none (``NO_COLOR``, a pipe, a file).
+        text_columns: indices of prose columns (descriptions, references): they wrap between words. Every
+            other column (labels, numbers, CIs) is shown whole on one line per cell line.
+        label_columns: indices of columns of names or settings (aligned left like the key columns; the
+            others, numbers, align right).
+        key_columns: how many leading columns name the row (repeated in each part of a split table).
+        dividers: a rule between rows (listings whose cells span several lines).
+    """
 
     title: str
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    styles: list[str | None] | None = None
+    text_columns: frozenset[int] = frozenset()
+    label_columns: frozenset[int] = frozenset()
+    key_columns: int = 1
+    dividers: bool = False
+
+    def row_style(self, index: int) -> str | None:
+        return None if self.styles is None else self.styles[index]
+
+    def left(self, column: int) -> bool:
+        """Whether ``column`` aligns left (a key, label or prose column) rather than right (numbers)."""
+        return column < self.key_columns or column in self.text_columns or column in self.label_columns
 
     def markdown(self) -> str:
-        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |"]
+        """The table as GitHub-flavoured Markdown: the title in bold (none when ""), the header row, a
+        ``|---|`` rule (no alignment marks, so recorded tables stay byte-stable), the rows with ``|``
+        escaped and line breaks as ``<br>``, then the notes."""
+        lines = [f"**{self.title}**", ""] if self.title else []
+        cells = [[cell.translate(_MARKDOWN_ESCAPES) for cell in row] for row in self.rows]
+        lines.append("| " + " | ".join(h.translate(_MARKDOWN_ESCAPES) for h in self.headers) + " |")
         lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
         lines += ["", *self.notes] if self.notes else []
         return "\n".join(lines)
 
-    def rich(self) -> Any:
-        table = Table(title=escape(self.title), title_justify="left")
-        for i, header in enumerate(self.headers):
-            # fold: a cell too wide for the terminal continues on the next line, never cut with an ellipsis
-            table.add_column(escape(header), justify="left" if i == 0 else "right", overflow="fold")
-        for row in self.rows:
-            table.add_row(*(escape(cell) for cell in row))
-        if self.notes:
-            table.caption = escape(" ".join(self.notes))
-            table.caption_justify = "left"
-        return table
+    def html(self) -> str:
+        """The table as an HTML fragment for ``report.html``: the title as a paragraph, key cells in bold,
+        number cells right-aligned (class ``n``), rows styled red/green as classes ``bad``/``good``."""
+        esc = html.escape
+        classes = {"red": "bad", "green": "good"}
+        head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in self.headers) + "</tr>"
+        body = []
+        for r, row in enumerate(self.rows):
+            cells = []
+            for i, cell in enumerate(row):
+                text = esc(cell).replace("\n", "<br>")
+                if i < self.key_columns:
+                    cells.append(f"<td><b>{text}</b></td>")
+                else:
+                    cells.append(f'<td class="{"t" if self.left(i) else "n"}">{text}</td>')
+            body.append(f'<tr class="{classes.get(self.row_style(r) or "", "")}">{"".join(cells)}</tr>')
+        title = f"<p class='meta'>{esc(self.title)}</p>" if self.title else ""
+        notes = f"<p class='meta'>{esc(' '.join(self.notes))}</p>" if self.notes else ""
+        return f"{title}<table>{head}{''.join(body)}</table>{notes}"
+
+    def csv_rows(self) -> list[list[str]]:
+        """The header row, then the rows (cells as shown)."""
+        return [list(self.headers), *(list(row) for row in self.rows)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": list(self.headers), "rows": self.rows, "notes": self.notes}
+
+    def rich(self) -> TextTable:
+        """Itself: a TextTable is a rich renderable (kept for callers that ask for one)."""
+        return self
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from activews.report.layout import fit
+
+        yield from fit(self, options.max_width)

@@ -6,6 +6,7 @@ tables and PNG figures; nothing here runs, computes statistics or prints."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,9 +18,7 @@ from activews.engine.continual import CONTINUAL_METRICS
 from activews.errors import ActivewsError
 from activews.report.plots import continual_figure, png, pyplot
 from activews.report.tables import (
-    continual_headers,
-    continual_rows,
-    continual_titles,
+    continual_tables,
     is_continual_summary,
     protocol_title,
 )
@@ -489,14 +488,8 @@ def _render_continual(protocol: Protocol, results: Sequence[BenchResult], plot: 
         if not is_continual_summary(summary):
             continue
         suffix = f" [{_describe(result, axes)}]" if axes else ""
-        accuracy, stability = continual_rows(summary, reference=_REFERENCE)
-        for title, headers, rows in zip(
-            continual_titles(summary, reference=_REFERENCE),
-            continual_headers(_REFERENCE),
-            ([cells for cells, _ in accuracy], stability),
-            strict=True,
-        ):
-            report.tables.append(ProtocolTable(title + suffix, headers, rows))
+        for table in continual_tables(summary, reference=_REFERENCE):
+            report.tables.append(dataclasses.replace(table, title=table.title + suffix))
         report.tables.append(_per_task_table(summary, suffix))
         report.data.append(
             {

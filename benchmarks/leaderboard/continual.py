@@ -1,6 +1,7 @@
 """The continual leaderboard: every registered strategy on two shifting protocols, paired by seed.
 
     python benchmarks/leaderboard/continual.py --update-docs      # the recorded run (see docs/strategies.md)
+    python benchmarks/leaderboard/continual.py --from-json --update-docs   # re-render it, no bench run
 
 The protocols are the presets of ``activews reproduce`` (their settings come from there, one source):
 ``permuted-inputs`` (an input shift: 10 tasks, each a fixed permutation of MNIST-1D's inputs, 400
@@ -19,6 +20,8 @@ reproducible on CPU (same command, same numbers); times depend on the machine an
 It writes ``results/continual/leaderboard.md`` / ``leaderboard.json`` and each protocol's run folder files
 under ``results/continual/<protocol>/``; with ``--update-docs`` it replaces the continual-leaderboard block
 of ``docs/strategies.md``. Run folders go to ``--work`` (default ``runs/continual``): re-running resumes.
+``--from-json`` runs no bench: it re-renders ``leaderboard.md`` (and, with ``--update-docs``, the docs block)
+from the ``leaderboard.json`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ from run import (  # noqa: E402
     _pct,
     _pts,
     _verdict,
+    add_from_json,
+    defaults_lines,
     frontier,
+    header_lines,
     pick_strategies,
+    rerender,
     run_header,
     run_recorded,
     target_note,
@@ -91,24 +98,59 @@ def table(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
+LABEL_COLUMNS = frozenset({3, 10})
+"""The columns of :func:`markdown` that hold words (the verdict vs random, the frontier's yes/-): aligned
+left like the arm column; the others hold numbers and align right."""
+
+
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| arm | newest task | vs random [95% CI] | vs random | first → last task [95% CI] | all tasks "
-        "| forgetting | online | step ratio | time ratio | frontier | dormant units | feature rank |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """The continual table of one protocol (``rows`` from :func:`table`) as Markdown lines, rendered by
+    :meth:`activews.report.tables.TextTable.markdown` (the one Markdown table renderer)."""
+    from activews.report.tables import TextTable
+
+    headers = [
+        "arm", "newest task", "vs random [95% CI]", "vs random", "first → last task [95% CI]", "all tasks",
+        "forgetting", "online", "step ratio", "time ratio", "frontier", "dormant units", "feature rank",
+    ]  # fmt: skip
+    cells = []
     for r in rows:
-        target = target_note(r)
         diff = "-" if r["arm"] == "random" else f"{_pts(r['vs_random'])} {_ci(r['vs_random_ci'])}"
-        lines.append(
-            f"| `{r['arm']}`{target} | {_pct(r['newest_task_accuracy'])} | {diff} | {r['verdict']} "
-            f"| {_pts(r['plasticity_change'])} {_ci(r['plasticity_change_ci'])} "
-            f"| {_pct(r['average_accuracy'])} | {_pts(r['forgetting'], signed=False)} "
-            f"| {_pct(r['online_accuracy'])} | {r['step_ratio']:.2f} "
-            f"| {r['time_ratio']:.2f} | {'yes' if r['frontier_steps'] else '-'} "
-            f"| {_pct(r['dormant_fraction'])} | {_num(r['feature_rank'])} |"
+        cells.append(
+            [
+                f"`{r['arm']}`{target_note(r)}",
+                _pct(r["newest_task_accuracy"]),
+                diff,
+                r["verdict"],
+                f"{_pts(r['plasticity_change'])} {_ci(r['plasticity_change_ci'])}",
+                _pct(r["average_accuracy"]),
+                _pts(r["forgetting"], signed=False),
+                _pct(r["online_accuracy"]),
+                f"{r['step_ratio']:.2f}",
+                f"{r['time_ratio']:.2f}",
+                "yes" if r["frontier_steps"] else "-",
+                _pct(r["dormant_fraction"]),
+                _num(r["feature_rank"]),
+            ]
         )
-    return lines
+    return TextTable("", headers, cells, label_columns=LABEL_COLUMNS).markdown().split("\n")
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    """The lines of ``leaderboard.md`` (and of the docs block) from ``data``, what ``leaderboard.json``
+    holds: the header, each protocol's table, the strategies' defaults."""
+    from activews.reproduce import get_protocol
+
+    protocols = data["protocols"]
+    lines = header_lines(data, {name: entry["seconds"] for name, entry in protocols.items()})
+    for name, entry in protocols.items():
+        cfg = entry["config"]
+        lines += [
+            f"**{name}** ({get_protocol(name).title}; `activews reproduce {name}`: --shift {cfg['shift']}, "
+            f"{cfg['rounds']} tasks, --replay {cfg['replay']}):",
+            "",
+        ]
+        lines += markdown(entry["rows"]) + [""]
+    return lines + defaults_lines(data["strategies"])
 
 
 def run_protocol(name: str, args: argparse.Namespace, strategies: list[str]) -> tuple[Any, float]:
@@ -144,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tiny", action="store_true", help="tiny settings (a smoke test; numbers mean nothing)"
     )
+    add_from_json(parser)
     args = parser.parse_args(argv)
+    if args.from_json:
+        return rerender(parser, args, render, BEGIN, END)
 
     from activews.reproduce import get_protocol
     from activews.strategies import get_strategy
@@ -155,25 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         get_protocol(name)
     started = time.time()
     results = {p: run_protocol(p, args, strategies) for p in protocols}
-    total = time.time() - started
-    lines, data = run_header(
-        "continual.py", parser, args, "protocols", {p: results[p][1] for p in protocols}, started, total
-    )
-    data["protocols"] = {}
-    for name in protocols:
-        result, seconds = results[name]
-        rows = table(result)
-        cfg = result.config
-        lines += [
-            f"**{name}** ({get_protocol(name).title}; `activews reproduce {name}`: --shift {cfg.shift}, "
-            f"{cfg.rounds} tasks, --replay {cfg.replay}):",
-            "",
-        ]
-        lines += markdown(rows) + [""]
-        data["protocols"][name] = {"seconds": seconds, "config": cfg.model_dump(mode="json"), "rows": rows}
-    params = {s: get_strategy(s)().describe() for s in strategies}
-    lines += ["Defaults used: " + "; ".join(f"`{d}`" for d in params.values()), ""]
-    data["strategies"] = params
+    data = run_header("continual.py", parser, args, "protocols", started, time.time() - started)
+    data["protocols"] = {
+        name: {"seconds": seconds, "config": result.config.model_dump(mode="json"), "rows": table(result)}
+        for name, (result, seconds) in results.items()
+    }
+    data["strategies"] = {s: get_strategy(s)().describe() for s in strategies}
+    lines = render(data)
     write_results(Path(args.out), lines, data)
     return update_docs(Path(args.docs), BEGIN, END, lines) if args.update_docs else 0
 

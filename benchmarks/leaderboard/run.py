@@ -1,6 +1,7 @@
 """The strategy leaderboard: every registered strategy on the default active and passive MNIST-1D benches.
 
     python benchmarks/leaderboard/run.py --update-docs      # the recorded run (see docs/strategies.md)
+    python benchmarks/leaderboard/run.py --from-json --update-docs   # re-render it, no bench run
 
 For each stream (``active``: margin sampling; ``passive``: random arrival order) this runs one bench with
 every registered strategy at its default parameters next to the ``random`` and ``warm`` reference arms,
@@ -12,7 +13,9 @@ round-0 model and the round-0 labels, so every comparison is paired by seed.
 It writes ``results/leaderboard.md`` / ``leaderboard.json`` and each stream's run folder files (summary,
 records, figures) under ``results/<stream>/``; with ``--update-docs`` it also replaces the leaderboard
 block of ``docs/strategies.md``. Run folders (store, checkpoints) go to ``--work`` (default
-``runs/leaderboard``): re-running resumes an interrupted run.
+``runs/leaderboard``): re-running resumes an interrupted run. ``--from-json`` runs no bench: it re-renders
+``leaderboard.md`` (and, with ``--update-docs``, the docs block) from the ``leaderboard.json`` in ``--out``,
+so the recorded tables follow this script's rendering.
 
 Per arm it reports final accuracy, the penalty vs ``random`` (positive = worse), the gain over ``warm``,
 the step and time ratios vs ``random``, and whether the arm is on the accuracy-vs-compute frontier (no
@@ -26,6 +29,7 @@ import argparse
 import json
 import platform
 import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -169,24 +173,66 @@ def table(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
+LABEL_COLUMNS = frozenset({3, 5, 8})
+"""The columns of :func:`markdown` that hold words (the verdicts vs random and vs warm, the frontier's
+yes/-): aligned left like the arm column; the others hold numbers and align right."""
+
+
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| arm | final accuracy | penalty vs random [95% CI] | vs random | gain over warm [95% CI] | vs warm "
-        "| step ratio | time ratio | frontier (steps / time) | dormant units | feature rank |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """The leaderboard table of one stream (``rows`` from :func:`table`) as Markdown lines, rendered by
+    :meth:`activews.report.tables.TextTable.markdown` (the one Markdown table renderer)."""
+    from activews.report.tables import TextTable
+
+    headers = [
+        "arm", "final accuracy", "penalty vs random [95% CI]", "vs random", "gain over warm [95% CI]",
+        "vs warm", "step ratio", "time ratio", "frontier (steps / time)", "dormant units", "feature rank",
+    ]  # fmt: skip
+    cells = []
     for r in rows:
-        target = target_note(r)
         front = " / ".join("yes" if r[k] else "-" for k in ("frontier_steps", "frontier_time"))
         penalty = "-" if r["arm"] == "random" else f"{_pts(r['penalty'])} {_ci(r['penalty_ci'])}"
         gain = "-" if r["arm"] == "warm" else f"{_pts(r['gain_over_warm'])} {_ci(r['gain_over_warm_ci'])}"
-        lines.append(
-            f"| `{r['arm']}`{target} | {_pts(r['final_accuracy'], signed=False)} % "
-            f"| {penalty} | {r['vs_random']} | {gain} | {r['vs_warm']} "
-            f"| {r['step_ratio']:.2f} | {r['time_ratio']:.2f} | {front} "
-            f"| {_pct(r['dormant_fraction'])} | {_num(r['feature_rank'])} |"
+        cells.append(
+            [
+                f"`{r['arm']}`{target_note(r)}",
+                f"{_pts(r['final_accuracy'], signed=False)} %",
+                penalty,
+                r["vs_random"],
+                gain,
+                r["vs_warm"],
+                f"{r['step_ratio']:.2f}",
+                f"{r['time_ratio']:.2f}",
+                front,
+                _pct(r["dormant_fraction"]),
+                _num(r["feature_rank"]),
+            ]
         )
-    return lines
+    return TextTable("", headers, cells, label_columns=LABEL_COLUMNS).markdown().split("\n")
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    """The lines of ``leaderboard.md`` (and of the docs block) from ``data``, what ``leaderboard.json``
+    holds: the header, each stream's table, the strategies' defaults."""
+    streams = data["streams"]
+    lines = header_lines(data, {stream: entry["seconds"] for stream, entry in streams.items()})
+    for stream, entry in streams.items():
+        cfg = entry["config"]
+        what = (
+            "margin sampling, each arm selects its own examples"
+            if stream == "active"
+            else "random arrival order, the same for every arm"
+        )
+        lines += [
+            f"**{stream}** ({what}; {cfg['rounds']} rounds of {cfg['query_size']} after {cfg['initial']} initial labels):",
+            "",
+        ]
+        lines += markdown(entry["rows"]) + [""]
+    return lines + defaults_lines(data["strategies"])
+
+
+def defaults_lines(strategies: dict[str, str]) -> list[str]:
+    """The line naming each strategy's default parameters (``strategies``: name -> ``describe()``)."""
+    return ["Defaults used: " + "; ".join(f"`{d}`" for d in strategies.values()), ""]
 
 
 def run_stream(stream: str, args: argparse.Namespace, strategies: list[str]) -> Any:
@@ -262,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tiny", action="store_true", help="tiny settings (a smoke test; numbers mean nothing)"
     )
+    add_from_json(parser)
     args = parser.parse_args(argv)
+    if args.from_json:
+        return rerender(parser, args, render, BEGIN, END)
 
     from activews.strategies import get_strategy
 
@@ -270,34 +319,53 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     streams = [s.strip() for s in args.streams.split(",") if s.strip()]
     results = {s: run_stream(s, args, strategies) for s in streams}
-    total = time.time() - started
-    lines, data = run_header(
-        "run.py", parser, args, "streams", {st: results[st][1] for st in streams}, started, total
-    )
-    data["streams"] = {}
-    for stream in streams:
-        result, seconds = results[stream]
-        rows = table(result)
-        what = (
-            "margin sampling, each arm selects its own examples"
-            if stream == "active"
-            else "random arrival order, the same for every arm"
-        )
-        lines += [
-            f"**{stream}** ({what}; {result.config.rounds} rounds of {result.config.query_size} after {result.config.initial} initial labels):",
-            "",
-        ]
-        lines += markdown(rows) + [""]
-        data["streams"][stream] = {
-            "seconds": seconds,
-            "config": result.config.model_dump(mode="json"),
-            "rows": rows,
-        }
-    params = {s: get_strategy(s)().describe() for s in strategies}
-    lines += ["Defaults used: " + "; ".join(f"`{d}`" for d in params.values()), ""]
-    data["strategies"] = params
+    data = run_header("run.py", parser, args, "streams", started, time.time() - started)
+    data["streams"] = {
+        stream: {"seconds": seconds, "config": result.config.model_dump(mode="json"), "rows": table(result)}
+        for stream, (result, seconds) in results.items()
+    }
+    data["strategies"] = {s: get_strategy(s)().describe() for s in strategies}
+    lines = render(data)
     write_results(Path(args.out), lines, data)
     return update_docs(Path(args.docs), BEGIN, END, lines) if args.update_docs else 0
+
+
+def add_from_json(parser: argparse.ArgumentParser) -> None:
+    """The ``--from-json`` option (shared by both leaderboard scripts)."""
+    parser.add_argument(
+        "--from-json",
+        action="store_true",
+        help="run no bench: re-render leaderboard.md (and, with --update-docs, the docs block) from the "
+        "leaderboard.json stored in --out",
+    )
+
+
+def rerender(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, render: Any, begin: str, end: str
+) -> int:
+    """``--from-json``: rewrite ``leaderboard.md`` in ``--out`` (and the ``begin``...``end`` block of
+    ``--docs`` with ``--update-docs``) from the ``leaderboard.json`` beside it; no bench runs."""
+    path = Path(args.out) / "leaderboard.json"
+    if not path.is_file():
+        print(f"error: {path} not found (--from-json re-renders a recorded run)", file=sys.stderr)
+        return 2
+    data = recorded_options(parser, json.loads(path.read_text()))
+    lines = render(data)
+    write_results(Path(args.out), lines)
+    return update_docs(Path(args.docs), begin, end, lines) if args.update_docs else 0
+
+
+def recorded_options(parser: argparse.ArgumentParser, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``seeds`` and ``workers`` filled in where a JSON written before they were stored lacks
+    them: read from its ``command``, which names every option that differed from its default."""
+    if "seeds" in data and "workers" in data:
+        return data
+    recorded, _ = parser.parse_known_args(shlex.split(data["command"])[2:])
+    return {
+        **data,
+        "seeds": data.get("seeds", recorded.seeds),
+        "workers": data.get("workers", recorded.workers),
+    }
 
 
 def pick_strategies(spec: str) -> list[str]:
@@ -319,12 +387,12 @@ def run_header(
     parser: argparse.ArgumentParser,
     args: argparse.Namespace,
     axis: str,
-    seconds: dict[str, float],
     started: float,
     total: float,
-) -> tuple[list[str], dict[str, Any]]:
-    """The recorded run's header lines (the command that reproduces it: the options that differ from
-    their defaults; date, machine, wall time per ``axis`` entry) and the same as JSON fields."""
+) -> dict[str, Any]:
+    """The recorded run's header fields (the JSON's; :func:`header_lines` renders them): the command that
+    reproduces it (the options that differ from their defaults, ``axis`` naming the streams/protocols
+    option), date, machine, wall time, seeds and worker processes."""
     changed = [
         f"--{name} {value}"
         for name, value in (("seeds", args.seeds), ("workers", args.workers), (axis, getattr(args, axis)))
@@ -334,17 +402,26 @@ def run_header(
         changed.append(f"--strategies {args.strategies}")
     if args.tiny:
         changed.append("--tiny")
-    command = " ".join([f"python benchmarks/leaderboard/{script}", *changed])
-    date = time.strftime("%Y-%m-%d", time.localtime(started))
-    machine = machine_line()
-    lines = [
-        f"Command: `{command} --update-docs`  ",
-        f"Date: {date} · machine: {machine} · wall time {total / 60:.1f} min ("
+    return {
+        "date": time.strftime("%Y-%m-%d", time.localtime(started)),
+        "machine": machine_line(),
+        "command": " ".join([f"python benchmarks/leaderboard/{script}", *changed]),
+        "wall_seconds": total,
+        "seeds": args.seeds,
+        "workers": args.workers,
+    }
+
+
+def header_lines(data: dict[str, Any], seconds: dict[str, float]) -> list[str]:
+    """The header of ``leaderboard.md`` from :func:`run_header`'s fields and the wall ``seconds`` of each
+    stream or protocol."""
+    return [
+        f"Command: `{data['command']} --update-docs`  ",
+        f"Date: {data['date']} · machine: {data['machine']} · wall time {data['wall_seconds'] / 60:.1f} min ("
         + ", ".join(f"{name} {secs:.0f} s" for name, secs in seconds.items())
-        + f") · {args.seeds} seeds, {args.workers} worker processes",
+        + f") · {data['seeds']} seeds, {data['workers']} worker processes",
         "",
     ]
-    return lines, {"date": date, "machine": machine, "command": command, "wall_seconds": total}
 
 
 def machine_line() -> str:
@@ -357,11 +434,13 @@ def machine_line() -> str:
     )
 
 
-def write_results(out: Path, lines: list[str], data: dict[str, Any]) -> None:
-    """``leaderboard.md`` (``lines``) and ``leaderboard.json`` (``data``) into ``out``; the table printed."""
+def write_results(out: Path, lines: list[str], data: dict[str, Any] | None = None) -> None:
+    """``leaderboard.md`` (``lines``) and ``leaderboard.json`` (``data``, unless None) into ``out``; the
+    table printed."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.md").write_text("\n".join(lines))
-    (out / "leaderboard.json").write_text(json.dumps(data, indent=2, default=str))
+    if data is not None:
+        (out / "leaderboard.json").write_text(json.dumps(data, indent=2, default=str))
     print("\n".join(lines), flush=True)
 
 

@@ -217,6 +217,22 @@ CLAIMS = [
 ]
 
 
+def claims_table(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The verdicts as Markdown lines (claim, whether it holds, the evidence), rendered by
+    :meth:`activews.report.tables.TextTable.markdown` (the one Markdown table renderer)."""
+    from activews.report.tables import TextTable
+
+    rows = [[f"({v['claim']}) {v['text']}", "yes" if v["holds"] else "no", v["evidence"]] for v in verdicts]
+    table = TextTable(
+        "",
+        ["claim", "holds here", "evidence"],
+        rows,
+        text_columns=frozenset({0, 2}),
+        label_columns=frozenset({1}),
+    )
+    return table.markdown().split("\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/reproduction", help="run folders (resumable)")
@@ -249,13 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{n} {runs[n]['seconds']:.0f} s" for n in runs)
         + ")",
         "",
-        "| claim | holds here | evidence |",
-        "|---|---|---|",
     ]
-    body = [
-        f"| ({v['claim']}) {v['text']} | {'yes' if v['holds'] else 'no'} | {v['evidence']} |"
-        for v in verdicts
-    ]
+    body = claims_table(verdicts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "claims.md").write_text("\n".join(header + body) + "\n")
