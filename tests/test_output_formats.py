@@ -28,7 +28,18 @@ from activews.strategies import list_strategies
 from activews.streams import ACQUISITIONS
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--n-examples", "300", "--stream", "passive", "--rounds", "2", "--initial", "60", "--query-size", "60"]
+TINY = [
+    "--n-examples",
+    "300",
+    "--stream",
+    "passive",
+    "--rounds",
+    "2",
+    "--initial",
+    "60",
+    "--query-size",
+    "60",
+]
 TINY += ["--seeds", "2", "--max-epochs", "3", "--no-plot", "--progress", "plain"]
 TINY += ["--sweep", "shrink_perturb.shrink=0.6,0.8"]
 
@@ -53,7 +64,9 @@ def bench_run(tmp_path_factory) -> Path:
 
 def test_bench_markdown_is_the_tables_and_nothing_else(bench_run, capsys):
     capsys.readouterr()
-    assert main(["bench", *TINY, "--output", str(bench_run), "--format", "markdown"]) == 0  # resumes: no training
+    assert (
+        main(["bench", *TINY, "--output", str(bench_run), "--format", "markdown"]) == 0
+    )  # resumes: no training
     out, err = capsys.readouterr()
     results = load_results(bench_run)
     assert out == markdown_document(result_sections(results))
@@ -194,7 +207,9 @@ def docs_block(name: str) -> str:
 
 def test_docs_show_the_default_bench_markdown_byte_for_byte():
     recorded = json.loads(RECORDED.read_text())
-    result = SimpleNamespace(config=BenchConfig.from_stored(recorded["config"]), label="", summary=recorded["arms"])
+    result = SimpleNamespace(
+        config=BenchConfig.from_stored(recorded["config"]), label="", summary=recorded["arms"]
+    )
     assert BenchConfig.from_stored(recorded["config"]) == BenchConfig()  # the default bench
     assert docs_block("default-bench-markdown") == markdown_document(result_sections([result]))
     assert csv_document(result_sections([result])).count("\n\n") == len(result_tables(recorded["arms"])) - 1
