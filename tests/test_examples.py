@@ -97,7 +97,8 @@ def test_custom_strategy_plugin_on_the_cli(tmp_path):
 
 def test_active_cli_example_runs(tmp_path):
     """examples/active_cli.sh: an active and a selective bench, each with the init/selection split."""
-    env = dict(os.environ, ACTIVEWS=f"{sys.executable} -m activews")
+    # 200 columns: the split's full headers (at 80 they are the documented short "init [CI]")
+    env = dict(os.environ, ACTIVEWS=f"{sys.executable} -m activews", COLUMNS="200")
     done = subprocess.run(
         ["bash", str(EXAMPLES / "active_cli.sh"), str(tmp_path / "out")],
         capture_output=True,

@@ -200,7 +200,7 @@ def _split(table: TextTable, width: int, headers: Sequence[str]) -> list[tuple[_
 
 
 def _stacked(table: TextTable, width: int) -> list[Any]:
-    """One block per row: its key cells on a line, then ``header: value`` lines; a value of several lines
+    """One block per row (blank lines between): its key cells on a line, then ``header: value`` lines; a value of several lines
     continues indented under its header, and prose wraps between words within ``width``. A line wider
     than ``width`` (one word longer than the terminal is wide) continues on the next line."""
     out: list[Any] = []
@@ -208,8 +208,8 @@ def _stacked(table: TextTable, width: int) -> list[Any]:
         out.append(Text(table.title, style="italic"))
     keys = min(table.key_columns, len(table.headers))
     for r, row in enumerate(table.rows):
-        if table.dividers and r:
-            out.append(Text(""))
+        if r:
+            out.append(Text(""))  # a blank line between rows: each block reads as one arm
         head = Text(" · ".join(row[:keys]), style="bold", overflow="fold")
         style = table.row_style(r)
         if style:

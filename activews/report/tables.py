@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from activews.engine.config import BenchConfig
+from activews.report.layout import fit
 
 __all__ = [
     "TextTable",
@@ -433,6 +434,4 @@ class TextTable:
         return self
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        from activews.report.layout import fit
-
         yield from fit(self, options.max_width)
