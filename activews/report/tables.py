@@ -1,4 +1,5 @@
-"""Result tables for people: rich renderables built from summaries (no statistics, no printing: the
+"""Result tables for people: :class:`TextTable` s of strings built from summaries, which render for a
+terminal at any width (:mod:`.layout`), as Markdown, CSV or HTML (no statistics, no printing: the
 numbers come from :mod:`activews.engine.summary`, and the CLI decides where the tables go)."""
 
 from __future__ import annotations
