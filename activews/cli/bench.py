@@ -251,7 +251,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         emit(
             args.format,
             [Section(f"{protocol.name}: {protocol.title}", report.tables)],
-            {"protocol": protocol.name, "results": report.data},
+            json.loads((folder / "protocol.json").read_text()),  # the file just written, byte for byte
         )
     _write_json(args, results)
     figs = ", ".join(report.figures)
