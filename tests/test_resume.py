@@ -104,6 +104,19 @@ def _rounds_stored(folder) -> int:
         return 0
 
 
+def _settled_rounds(folder, quiet: float = 2.0, limit: float = 20.0) -> int:
+    """The rounds stored once a killed run's workers have stopped: they exit within about a second of
+    their parent's death, and one may commit the round it was finishing first (a commit is atomic), so
+    the count is read once it has not moved for ``quiet`` seconds."""
+    last, since, end = _rounds_stored(folder), time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < end and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = _rounds_stored(folder)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 @pytest.fixture(scope="module")
 def uninterrupted():
     return {"arms": run_bench(BenchConfig.build(**TINY)).summary}
@@ -132,7 +145,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, uninterrupted
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stored = _rounds_stored(folder)
+    stored = _settled_rounds(folder)
     assert kill_after <= stored < 18, "the kill should land mid-run"
     with sqlite3.connect(folder / "store.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
