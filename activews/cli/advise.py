@@ -228,7 +228,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
 def _print_advice(out: Console, result: Advice, folder: str, args: argparse.Namespace) -> None:
     for table in advice_tables(result, trials=False):  # every trial is in advice.md and trials.csv
-        out.print(table.rich())
+        out.print(table)
     out.print(f"[bold]Verdict:[/] {escape(result.verdict)}", highlight=False, soft_wrap=True)
     for role, pick in (("recommended", result.recommendation), ("runner-up", result.runner_up)):
         if pick:

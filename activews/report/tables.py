@@ -356,8 +356,7 @@ class TextTable:
     """A table of strings: a title, column headers, rows, notes under it. Every command's tables are
     these, so one table renders the same cells every way: for a terminal (:meth:`__rich_console__`:
     laid out by :func:`activews.report.layout.fit`, which never cuts a cell), as Markdown
-    (:meth:`markdown`), as HTML for ``report.html`` (:meth:`html`), as CSV rows (:meth:`csv_rows`) and
-    as a JSON-ready dict (:meth:`to_dict`).
+    (:meth:`markdown`), as HTML for ``report.html`` (:meth:`html`) and as CSV rows (:meth:`csv_rows`).
 
     Attributes:
         title: one line above the table ("" for none).
@@ -426,13 +425,6 @@ class TextTable:
     def csv_rows(self) -> list[list[str]]:
         """The header row, then the rows (cells as shown)."""
         return [list(self.headers), *(list(row) for row in self.rows)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "columns": list(self.headers), "rows": self.rows, "notes": self.notes}
-
-    def rich(self) -> TextTable:
-        """Itself: a TextTable is a rich renderable (kept for callers that ask for one)."""
-        return self
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         yield from fit(self, options.max_width)
